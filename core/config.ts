@@ -1,0 +1,200 @@
+/**
+ * Configuration: named defaults ← optional JSON file (TICKMESH_CONFIG) ← environment.
+ * Validated once against one strict schema (unknown keys are errors), then frozen.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const ms = z.number().int().positive();
+
+const restartSchema = z
+  .object({
+    intensity: z.number().int().min(0).default(5),
+    periodMs: ms.default(60_000),
+    backoffMs: ms.default(250),
+    maxBackoffMs: ms.default(10_000),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    nats: z
+      .object({
+        /** Unset in dev: the launcher starts a nats-server child. */
+        url: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    database: z
+      .object({
+        /** Unset in dev: the launcher starts an embedded PostgreSQL. */
+        url: z.string().optional(),
+        poolMax: z.number().int().min(1).max(100).default(10),
+      })
+      .strict()
+      .default({ poolMax: 10 }),
+    gateway: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(4000),
+        maxCandles: z.number().int().min(1).default(5000),
+        defaultCandles: z.number().int().min(1).default(500),
+        /** Closed bars buffered per subscriber before it is cut off as too slow. */
+        subscriberQueue: z.number().int().min(1).default(1000),
+        uiDir: z.string().optional(),
+      })
+      .strict()
+      .default({ host: '0.0.0.0', port: 4000, maxCandles: 5000, defaultCandles: 500, subscriberQueue: 1000 }),
+    metricsPort: z.number().int().min(0).max(65535).default(9464),
+    worker: z
+      .object({ id: z.string().regex(/^[A-Za-z0-9_-]+$/).optional() })
+      .strict()
+      .default({}),
+    sim: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Trades per second per simulated symbol. */
+        rate: z.number().positive().max(1_000_000).default(20),
+        seed: z.number().int().default(42),
+        /** Maximum trades per published message. */
+        batchMax: z.number().int().min(1).max(5000).default(200),
+        symbols: z.array(z.string()).default(['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT']),
+      })
+      .strict()
+      .default({ enabled: true, rate: 20, seed: 42, batchMax: 200, symbols: ['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT'] }),
+    bars: z
+      .object({
+        /** Late-trade grace after a bucket's end before the bar closes. */
+        graceMs: z.number().int().min(0).default(1000),
+        /** Minimum interval between forming-bar publications per timeframe. */
+        formingThrottleMs: z.number().int().min(0).default(100),
+        /** How often a symbol actor snapshots its state (resume point). */
+        snapshotIntervalMs: ms.default(1000),
+        /** Closed 1m bars kept in memory for late-trade revisions. */
+        revisionWindow: z.number().int().min(1).max(1440).default(10),
+      })
+      .strict()
+      .default({ graceMs: 1000, formingThrottleMs: 100, snapshotIntervalMs: 1000, revisionWindow: 10 }),
+    streams: z
+      .object({
+        tradesMaxAgeMs: ms.default(7 * 24 * 3600_000),
+        barsMaxAgeMs: ms.default(30 * 24 * 3600_000),
+        eventsMaxAgeMs: ms.default(7 * 24 * 3600_000),
+        replicas: z.number().int().min(1).max(5).default(1),
+      })
+      .strict()
+      .default({
+        tradesMaxAgeMs: 7 * 24 * 3600_000,
+        barsMaxAgeMs: 30 * 24 * 3600_000,
+        eventsMaxAgeMs: 7 * 24 * 3600_000,
+        replicas: 1,
+      }),
+    health: z
+      .object({
+        heartbeatMs: ms.default(2000),
+        /** Bucket TTL of actor-health and workers: about three heartbeats. */
+        ttlMs: ms.default(7000),
+      })
+      .strict()
+      .default({ heartbeatMs: 2000, ttlMs: 7000 }),
+    supervisor: z
+      .object({
+        pollMs: ms.default(1000),
+        leaseTtlMs: ms.default(10_000),
+        restart: restartSchema.default({ intensity: 5, periodMs: 60_000, backoffMs: 250, maxBackoffMs: 10_000 }),
+      })
+      .strict()
+      .default({
+        pollMs: 1000,
+        leaseTtlMs: 10_000,
+        restart: { intensity: 5, periodMs: 60_000, backoffMs: 250, maxBackoffMs: 10_000 },
+      }),
+    writer: z
+      .object({
+        batchSize: z.number().int().min(1).max(10_000).default(1000),
+        flushMs: z.number().int().min(1).default(50),
+      })
+      .strict()
+      .default({ batchSize: 1000, flushMs: 50 }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+type Env = Record<string, string | undefined>;
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path.at(-1)!] = value;
+}
+
+const num = (v: string) => (v.trim() === '' ? Number.NaN : Number(v));
+const bool = (v: string) => (/^(1|true|yes|on)$/i.test(v) ? true : /^(0|false|no|off)$/i.test(v) ? false : v);
+
+/** Environment variable → config path and parser. */
+const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
+  LOG_LEVEL: [['logLevel'], String],
+  NATS_URL: [['nats', 'url'], String],
+  DATABASE_URL: [['database', 'url'], String],
+  DATABASE_POOL_MAX: [['database', 'poolMax'], num],
+  HOST: [['gateway', 'host'], String],
+  PORT: [['gateway', 'port'], num],
+  METRICS_PORT: [['metricsPort'], num],
+  TICKMESH_WORKER_ID: [['worker', 'id'], String],
+  SIM_ENABLED: [['sim', 'enabled'], bool],
+  SIM_RATE: [['sim', 'rate'], num],
+  SIM_SEED: [['sim', 'seed'], num],
+  BAR_GRACE_MS: [['bars', 'graceMs'], num],
+  FORMING_THROTTLE_MS: [['bars', 'formingThrottleMs'], num],
+  HEARTBEAT_MS: [['health', 'heartbeatMs'], num],
+  HEALTH_TTL_MS: [['health', 'ttlMs'], num],
+};
+
+export function loadConfig(env: Env = process.env, overrides: Record<string, unknown> = {}): Readonly<Config> {
+  let raw: Record<string, unknown> = {};
+  if (env.TICKMESH_CONFIG) {
+    try {
+      raw = JSON.parse(readFileSync(env.TICKMESH_CONFIG, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`cannot read TICKMESH_CONFIG ${env.TICKMESH_CONFIG}: ${(e as Error).message}`);
+    }
+  }
+  for (const [name, [path, parse]] of Object.entries(ENV_MAP)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, path, parse(value));
+  }
+  const merged = mergeDeep(raw, overrides);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) throw new ConfigError(z.prettifyError(result.error).replaceAll('\n', '; '));
+  return deepFreeze(result.data);
+}
+
+function mergeDeep(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? mergeDeep(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export function defaultWorkerId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`;
+}

@@ -1,0 +1,120 @@
+/**
+ * NATS connection and topology: the streams and KV buckets every role relies on.
+ * Creating them is idempotent, so any role may do it at start-up.
+ */
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamConfig,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import { type NatsConnection, nanos } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import type { Config } from './config.ts';
+import { BUCKETS, STREAMS, subjects } from './protocol/index.ts';
+
+export type { NatsConnection };
+
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  return connect({
+    servers: url,
+    name,
+    // The async stack traces cost a lot of CPU per request/publish (see DESIGN.md, known traps).
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    pingInterval: 10_000,
+  });
+}
+
+export interface Topology {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kv: {
+    health: KV;
+    assign: KV;
+    workers: KV;
+    leader: KV;
+    symbolState: KV;
+  };
+}
+
+type StreamSpec = Pick<StreamConfig, 'name' | 'subjects' | 'max_age' | 'duplicate_window' | 'num_replicas'>;
+
+function streamSpecs(cfg: Config): StreamSpec[] {
+  const replicas = cfg.streams.replicas;
+  return [
+    {
+      name: STREAMS.trades,
+      subjects: [subjects.tradeAll],
+      max_age: nanos(cfg.streams.tradesMaxAgeMs),
+      duplicate_window: nanos(5 * 60_000),
+      num_replicas: replicas,
+    },
+    {
+      name: STREAMS.bars,
+      subjects: [subjects.barAll],
+      max_age: nanos(cfg.streams.barsMaxAgeMs),
+      duplicate_window: nanos(10 * 60_000),
+      num_replicas: replicas,
+    },
+    {
+      name: STREAMS.events,
+      subjects: [...subjects.eventStreamSubjects],
+      max_age: nanos(cfg.streams.eventsMaxAgeMs),
+      duplicate_window: nanos(2 * 60_000),
+      num_replicas: replicas,
+    },
+  ];
+}
+
+async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
+  const existing = await jsm.streams.info(spec.name).catch(() => null);
+  if (!existing) {
+    try {
+      await jsm.streams.add({
+        ...spec,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+      });
+      return;
+    } catch (e) {
+      // Another process created it between our info() and add(): fall through to update.
+      if (!(await jsm.streams.info(spec.name).catch(() => null))) throw e;
+    }
+  }
+  const cur = (await jsm.streams.info(spec.name)).config;
+  const same =
+    JSON.stringify([...cur.subjects].sort()) === JSON.stringify([...(spec.subjects ?? [])].sort()) &&
+    cur.max_age === spec.max_age &&
+    cur.duplicate_window === spec.duplicate_window;
+  if (!same) {
+    await jsm.streams.update(spec.name, {
+      subjects: spec.subjects,
+      max_age: spec.max_age,
+      duplicate_window: spec.duplicate_window,
+    });
+  }
+}
+
+export async function ensureTopology(nc: NatsConnection, cfg: Config): Promise<Topology> {
+  const jsm = await jetstreamManager(nc);
+  for (const spec of streamSpecs(cfg)) await ensureStream(jsm, spec);
+  const kvm = new Kvm(nc);
+  const replicas = cfg.streams.replicas;
+  const [health, assign, workers, leader, symbolState] = await Promise.all([
+    kvm.create(BUCKETS.actorHealth, { ttl: cfg.health.ttlMs, history: 1, replicas }),
+    kvm.create(BUCKETS.actorAssign, { history: 5, replicas }),
+    kvm.create(BUCKETS.workers, { ttl: cfg.health.ttlMs, history: 1, replicas }),
+    kvm.create(BUCKETS.supervisorLeader, { ttl: cfg.supervisor.leaseTtlMs, history: 1, replicas }),
+    kvm.create(BUCKETS.symbolState, { history: 1, replicas }),
+  ]);
+  return { nc, js: jetstream(nc), jsm, kv: { health, assign, workers, leader, symbolState } };
+}

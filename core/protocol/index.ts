@@ -1,0 +1,4 @@
+export * from './messages.ts';
+export * from './names.ts';
+export * from './symbols.ts';
+export * from './timeframes.ts';

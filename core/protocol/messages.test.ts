@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { decodeJson, encodeJson, validateBar, validateTradeBatch } from './messages.ts';
+
+describe('trade batch validator', () => {
+  it('keeps good trades and rejects bad ones individually', () => {
+    const r = validateTradeBatch({
+      v: 1,
+      ex: 'sim',
+      sym: 'BTC/USDT',
+      trades: [
+        { id: '1', ts: 1000, px: 10, qty: 1, side: 'buy' },
+        { id: '2', ts: 1001, px: 0, qty: 1 },
+        { id: '3', ts: 1002, px: Number.NaN, qty: 1 },
+        { id: '4', ts: 1003, px: 10, qty: -1 },
+        { id: '', ts: 1003, px: 10, qty: 1 },
+        { id: '6', ts: 1.5, px: 10, qty: 1 },
+        { id: '7', ts: 1004, px: 11, qty: 0 },
+      ],
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value.batch.trades.map((t) => t.id)).toEqual(['1', '7']);
+    expect(r.value.rejected.map((x) => x.reason)).toEqual([
+      'px must be a finite number > 0',
+      'px must be a finite number > 0',
+      'qty must be a finite number >= 0',
+      'id must be a non-empty string',
+      'ts must be an integer epoch ms',
+    ]);
+  });
+
+  it.each([
+    [null, 'not an object'],
+    [{ v: 2, ex: 'a', sym: 'b', trades: [] }, 'version'],
+    [{ v: 1, ex: 'a', sym: 'b', trades: [] }, 'non-empty'],
+    [{ v: 1, ex: 1, sym: 'b', trades: [{}] }, 'strings'],
+  ])('rejects envelope %j', (input, msg) => {
+    const r = validateTradeBatch(input);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toContain(msg);
+  });
+});
+
+describe('bar validator', () => {
+  const bar = { v: 1, ex: 'sim', sym: 'X', tf: '1m', t: 0, o: 2, h: 3, l: 1, c: 2, vol: 5, n: 3, closed: true, rev: 0, gap: 0, ft: 1, lt: 2 };
+  it('accepts a sane bar and rejects OHLC disorder and unknown timeframes', () => {
+    expect(validateBar(bar).ok).toBe(true);
+    expect(validateBar({ ...bar, h: 1.5 })).toEqual({ ok: false, error: 'OHLC out of order' });
+    expect(validateBar({ ...bar, tf: '2m' }).ok).toBe(false);
+    expect(validateBar({ ...bar, vol: Number.POSITIVE_INFINITY }).ok).toBe(false);
+  });
+});
+
+describe('codec', () => {
+  it('never throws on garbage', () => {
+    expect(decodeJson(new TextEncoder().encode('{nope')).ok).toBe(false);
+    expect(decodeJson(encodeJson({ a: 1 }))).toEqual({ ok: true, value: { a: 1 } });
+  });
+});

@@ -1,0 +1,253 @@
+/**
+ * Every message on the wire: one TypeScript type and one runtime validator each.
+ * Hot-path messages (trade batches, bars) have hand-written validators; the rest use zod.
+ * Validators never throw on bad input: they return a result, so callers can quarantine.
+ */
+import { z } from 'zod';
+import { TIMEFRAMES, type Timeframe, isTimeframe } from './timeframes.ts';
+
+export const SCHEMA_VERSION = 1 as const;
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+const fail = <T>(error: string): Result<T> => ({ ok: false, error });
+
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+// ---------------------------------------------------------------- trades
+
+export type Side = 'buy' | 'sell';
+
+export interface Trade {
+  /** Exchange trade id (string: exchanges disagree on id types). */
+  id: string;
+  /** Exchange timestamp, epoch ms UTC. */
+  ts: number;
+  px: number;
+  qty: number;
+  side?: Side;
+}
+
+export interface TradeBatch {
+  v: typeof SCHEMA_VERSION;
+  ex: string;
+  sym: string;
+  /** Consecutive trades of one symbol, in exchange order. */
+  trades: Trade[];
+}
+
+export const MAX_TRADES_PER_BATCH = 5000;
+
+/** Checks one trade's shape and values; returns a reason or null. */
+export function tradeProblem(t: unknown): string | null {
+  if (!isObj(t)) return 'trade is not an object';
+  if (typeof t.id !== 'string' || t.id.length === 0 || t.id.length > 128) return 'id must be a non-empty string';
+  if (!isNum(t.ts) || !Number.isInteger(t.ts)) return 'ts must be an integer epoch ms';
+  if (!isNum(t.px) || t.px <= 0) return 'px must be a finite number > 0';
+  if (!isNum(t.qty) || t.qty < 0) return 'qty must be a finite number >= 0';
+  if (t.side !== undefined && t.side !== 'buy' && t.side !== 'sell') return 'side must be buy or sell';
+  return null;
+}
+
+/**
+ * Validates the envelope. Individual bad trades do not reject the batch: they come back in
+ * `rejected` so the caller can quarantine them and keep the good ones.
+ */
+export function validateTradeBatch(
+  x: unknown,
+): Result<{ batch: TradeBatch; rejected: { trade: unknown; reason: string }[] }> {
+  if (!isObj(x)) return fail('message is not an object');
+  if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
+  if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
+  if (!Array.isArray(x.trades) || x.trades.length === 0) return fail('trades must be a non-empty array');
+  if (x.trades.length > MAX_TRADES_PER_BATCH) return fail(`more than ${MAX_TRADES_PER_BATCH} trades in one batch`);
+  const good: Trade[] = [];
+  const rejected: { trade: unknown; reason: string }[] = [];
+  for (const t of x.trades) {
+    const problem = tradeProblem(t);
+    if (problem) rejected.push({ trade: t, reason: problem });
+    else good.push(t as Trade);
+  }
+  return ok({ batch: { v: SCHEMA_VERSION, ex: x.ex, sym: x.sym, trades: good }, rejected });
+}
+
+// ---------------------------------------------------------------- bars
+
+export interface Bar {
+  v: typeof SCHEMA_VERSION;
+  ex: string;
+  sym: string;
+  tf: Timeframe;
+  /** Open time, epoch ms UTC, aligned to tf. */
+  t: number;
+  o: number;
+  h: number;
+  l: number;
+  c: number;
+  vol: number;
+  /** Number of trades. */
+  n: number;
+  closed: boolean;
+  /** 0 for the first closed version; +1 per revision (late trade, backfill). */
+  rev: number;
+  /** Empty buckets between the previous bar of this series and this one. */
+  gap: number;
+  /** Timestamps of the first and last trade in the bar (exchange clock). */
+  ft: number;
+  lt: number;
+}
+
+export function barProblem(b: Bar): string | null {
+  if (!(b.l <= b.o && b.o <= b.h && b.l <= b.c && b.c <= b.h)) return 'OHLC out of order';
+  if (!(b.vol >= 0) || !(b.n >= 0)) return 'negative volume or count';
+  return null;
+}
+
+export function validateBar(x: unknown): Result<Bar> {
+  if (!isObj(x)) return fail('bar is not an object');
+  if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
+  if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
+  if (typeof x.tf !== 'string' || !isTimeframe(x.tf)) return fail(`tf must be one of ${TIMEFRAMES.join(' ')}`);
+  for (const k of ['t', 'o', 'h', 'l', 'c', 'vol', 'n', 'rev', 'gap', 'ft', 'lt'] as const) {
+    if (!isNum(x[k])) return fail(`${k} must be a finite number`);
+  }
+  if (typeof x.closed !== 'boolean') return fail('closed must be a boolean');
+  const bar = x as unknown as Bar;
+  const problem = barProblem(bar);
+  return problem ? fail(problem) : ok(bar);
+}
+
+// ---------------------------------------------------------------- zod-validated messages
+
+export const ACTOR_KINDS = ['exchange', 'symbol', 'writer'] as const;
+export type ActorKind = (typeof ACTOR_KINDS)[number];
+
+export const EXCHANGE_KINDS = ['sim', 'ccxt', 'yahoo', 'replay', 'external'] as const;
+export type ExchangeKind = (typeof EXCHANGE_KINDS)[number];
+
+export const actorSpecSchema = z
+  .object({
+    id: z.string().min(1),
+    kind: z.enum(ACTOR_KINDS),
+    exchange: z.string().optional(),
+    exchangeKind: z.enum(EXCHANGE_KINDS).optional(),
+    symbol: z.string().optional(),
+    /** For exchange actors: the active symbols they publish. */
+    symbols: z.array(z.string()).optional(),
+  })
+  .strict();
+export type ActorSpec = z.infer<typeof actorSpecSchema>;
+
+export const ACTOR_STATUSES = ['starting', 'running', 'stopping', 'stopped', 'failed'] as const;
+export type ActorStatusName = (typeof ACTOR_STATUSES)[number];
+
+export const actorHealthSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    id: z.string(),
+    kind: z.enum(ACTOR_KINDS),
+    status: z.enum(ACTOR_STATUSES),
+    exchange: z.string().optional(),
+    symbol: z.string().optional(),
+    worker: z.string(),
+    sessionId: z.string(),
+    startedAt: z.number(),
+    lastEventAt: z.number().nullable(),
+    processed: z.number(),
+    restarts: z.number().int(),
+    updatedAt: z.number(),
+    error: z.string().optional(),
+    detail: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+export type ActorHealth = z.infer<typeof actorHealthSchema>;
+
+export const assignmentSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    worker: z.string(),
+    spec: actorSpecSchema,
+    /** Revision of the leader lease that wrote this assignment. */
+    epoch: z.number(),
+    assignedAt: z.number(),
+  })
+  .strict();
+export type Assignment = z.infer<typeof assignmentSchema>;
+
+export const workerRecordSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    id: z.string(),
+    host: z.string(),
+    pid: z.number(),
+    startedAt: z.number(),
+    updatedAt: z.number(),
+    draining: z.boolean().default(false),
+  })
+  .strict();
+export type WorkerRecord = z.infer<typeof workerRecordSchema>;
+
+export const leaderRecordSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    id: z.string(),
+    host: z.string(),
+    pid: z.number(),
+    since: z.number(),
+    renewedAt: z.number(),
+  })
+  .strict();
+export type LeaderRecord = z.infer<typeof leaderRecordSchema>;
+
+export const ACTOR_EVENTS = ['started', 'stopped', 'crashed', 'restarted', 'failed'] as const;
+export const actorEventSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    id: z.string(),
+    event: z.enum(ACTOR_EVENTS),
+    sessionId: z.string(),
+    worker: z.string(),
+    at: z.number(),
+    restarts: z.number().int(),
+    error: z.string().optional(),
+  })
+  .strict();
+export type ActorEvent = z.infer<typeof actorEventSchema>;
+
+export const quarantineSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    ex: z.string(),
+    sym: z.string(),
+    reason: z.string(),
+    source: z.string(),
+    at: z.number(),
+    payload: z.unknown(),
+  })
+  .strict();
+export type Quarantined = z.infer<typeof quarantineSchema>;
+
+export function validateWith<T>(schema: z.ZodType<T>, x: unknown): Result<T> {
+  const r = schema.safeParse(x);
+  return r.success ? ok(r.data) : fail(z.prettifyError(r.error).replaceAll('\n', '; '));
+}
+
+// ---------------------------------------------------------------- codec
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** Parses JSON without throwing. */
+export function decodeJson(data: Uint8Array): Result<unknown> {
+  try {
+    return ok(JSON.parse(decoder.decode(data)));
+  } catch (e) {
+    return fail(`not JSON: ${(e as Error).message}`);
+  }
+}

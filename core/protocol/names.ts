@@ -1,0 +1,72 @@
+/**
+ * Every subject, stream, consumer, bucket, message id and service name in one place.
+ * Topics read broad → narrow: md.bar.1m.binance.BTC-USDT. Nobody else concatenates subjects.
+ */
+import { encodeSymbol, kvKeyOfToken } from './symbols.ts';
+import type { Timeframe } from './timeframes.ts';
+
+export const STREAMS = Object.freeze({
+  trades: 'TRADES',
+  bars: 'BARS',
+  events: 'EVENTS',
+});
+
+export const BUCKETS = Object.freeze({
+  actorHealth: 'actor-health',
+  actorAssign: 'actor-assign',
+  workers: 'workers',
+  supervisorLeader: 'supervisor-leader',
+  /** Symbol actors' resume snapshots (bar-builder state + stream position). */
+  symbolState: 'symbol-state',
+  featuresLatest: 'features-latest',
+});
+
+export const SERVICES = Object.freeze({
+  worker: 'tickmesh-worker',
+  supervisor: 'tickmesh-supervisor',
+  gateway: 'tickmesh-gateway',
+});
+
+export const subjects = Object.freeze({
+  trade: (ex: string, sym: string) => `md.trade.${ex}.${encodeSymbol(sym)}`,
+  tradeAll: 'md.trade.>',
+  bar: (tf: Timeframe, ex: string, sym: string) => `md.bar.${tf}.${ex}.${encodeSymbol(sym)}`,
+  barAll: 'md.bar.>',
+  live: (tf: Timeframe, ex: string, sym: string) => `md.live.${tf}.${ex}.${encodeSymbol(sym)}`,
+  /** Forming (md.live) and closed (md.bar) bars of one series with one subscription. */
+  liveAndClosed: (tf: Timeframe, ex: string, sym: string) => `md.*.${tf}.${ex}.${encodeSymbol(sym)}`,
+  quality: (ex: string, sym: string) => `md.quality.${ex}.${encodeSymbol(sym)}`,
+  quarantine: (ex: string, sym: string) => `md.quarantine.${ex}.${encodeSymbol(sym)}`,
+  alert: (ruleId: string) => `md.alert.${ruleId}`,
+  actorEvent: (event: string, actorId: string) => `sys.actor.${event}.${actorId}`,
+  eventStreamSubjects: ['md.quality.>', 'md.quarantine.>', 'md.alert.>', 'sys.actor.>'],
+});
+
+/** The kind of a forming/closed subject (`md.live…` or `md.bar…`). */
+export function isLiveSubject(subject: string): boolean {
+  return subject.startsWith('md.live.');
+}
+
+export const actorIds = Object.freeze({
+  exchange: (ex: string) => `exchange.${ex}`,
+  symbol: (ex: string, sym: string) => `symbol.${ex}.${kvKeyOfToken(encodeSymbol(sym))}`,
+  writer: () => 'writer.bars',
+});
+
+export const consumers = Object.freeze({
+  /** Durable consumer of one symbol's trades. */
+  symbolTrades: (ex: string, sym: string) => `sym_${ex}_${encodeSymbol(sym).replaceAll('~', '=')}`,
+  barWriter: 'writer_bars',
+});
+
+export const msgIds = Object.freeze({
+  trades: (ex: string, sym: string, firstId: string, lastId: string) =>
+    firstId === lastId ? `${ex}:${encodeSymbol(sym)}:${firstId}` : `${ex}:${encodeSymbol(sym)}:${firstId}-${lastId}`,
+  bar: (tf: Timeframe, ex: string, sym: string, openTime: number, rev: number) =>
+    `bar:${tf}:${ex}:${encodeSymbol(sym)}:${openTime}:${rev}`,
+});
+
+/** KV key of a symbol actor's resume snapshot. */
+export const stateKeys = Object.freeze({
+  symbol: (ex: string, sym: string) => `${ex}.${kvKeyOfToken(encodeSymbol(sym))}`,
+});
