@@ -6,7 +6,14 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['core/**/*.test.ts', 'actors/**/*.test.ts', 'supervisor/**/*.test.ts', 'graphql/**/*.test.ts', 'launcher/**/*.test.ts', 'ui/src/**/*.test.ts'],
+          include: [
+            'core/**/*.test.ts',
+            'actors/**/*.test.ts',
+            'supervisor/**/*.test.ts',
+            'graphql/**/*.test.ts',
+            'launcher/**/*.test.ts',
+            'ui/src/**/*.test.ts',
+          ],
           exclude: ['**/*.int.test.ts', '**/node_modules/**'],
         },
       },

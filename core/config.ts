@@ -50,7 +50,12 @@ export const configSchema = z
       .default({ host: '0.0.0.0', port: 4000, maxCandles: 5000, defaultCandles: 500, subscriberQueue: 1000 }),
     metricsPort: z.number().int().min(0).max(65535).default(9464),
     worker: z
-      .object({ id: z.string().regex(/^[A-Za-z0-9_-]+$/).optional() })
+      .object({
+        id: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/)
+          .optional(),
+      })
       .strict()
       .default({}),
     sim: z
@@ -64,7 +69,13 @@ export const configSchema = z
         symbols: z.array(z.string()).default(['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT']),
       })
       .strict()
-      .default({ enabled: true, rate: 20, seed: 42, batchMax: 200, symbols: ['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT'] }),
+      .default({
+        enabled: true,
+        rate: 20,
+        seed: 42,
+        batchMax: 200,
+        symbols: ['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT'],
+      }),
     bars: z
       .object({
         /** Late-trade grace after a bucket's end before the bar closes. */
@@ -104,7 +115,12 @@ export const configSchema = z
       .object({
         pollMs: ms.default(1000),
         leaseTtlMs: ms.default(10_000),
-        restart: restartSchema.default({ intensity: 5, periodMs: 60_000, backoffMs: 250, maxBackoffMs: 10_000 }),
+        restart: restartSchema.default({
+          intensity: 5,
+          periodMs: 60_000,
+          backoffMs: 250,
+          maxBackoffMs: 10_000,
+        }),
       })
       .strict()
       .default({
@@ -164,7 +180,10 @@ const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
   HEALTH_TTL_MS: [['health', 'ttlMs'], num],
 };
 
-export function loadConfig(env: Env = process.env, overrides: Record<string, unknown> = {}): Readonly<Config> {
+export function loadConfig(
+  env: Env = process.env,
+  overrides: Record<string, unknown> = {},
+): Readonly<Config> {
   let raw: Record<string, unknown> = {};
   if (env.TICKMESH_CONFIG) {
     try {
@@ -188,7 +207,12 @@ function mergeDeep(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
     out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+      v &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      prev &&
+      typeof prev === 'object' &&
+      !Array.isArray(prev)
         ? mergeDeep(prev as Record<string, unknown>, v as Record<string, unknown>)
         : v;
   }

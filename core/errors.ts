@@ -20,7 +20,12 @@ export class InvalidSymbolError extends TmError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super('TM_ERR_INVALID_SYMBOL', 400, `invalid symbol or token ${JSON.stringify(input)}: ${reason}`, options);
+    super(
+      'TM_ERR_INVALID_SYMBOL',
+      400,
+      `invalid symbol or token ${JSON.stringify(input)}: ${reason}`,
+      options,
+    );
   }
 }
 
@@ -42,7 +47,11 @@ export class ConfigError extends TmError {
 
 export class UnknownSymbolError extends TmError {
   constructor(exchange: string, symbol: string) {
-    super('TM_ERR_UNKNOWN_SYMBOL', 404, `unknown symbol ${JSON.stringify(symbol)} on exchange ${JSON.stringify(exchange)}`);
+    super(
+      'TM_ERR_UNKNOWN_SYMBOL',
+      404,
+      `unknown symbol ${JSON.stringify(symbol)} on exchange ${JSON.stringify(exchange)}`,
+    );
   }
 }
 
@@ -76,7 +85,12 @@ export class NotLeaderError extends TmError {
 
 export class ActorFailedError extends TmError {
   constructor(actorId: string, restarts: number, options?: { cause?: unknown }) {
-    super('TM_ERR_ACTOR_FAILED', 500, `actor ${actorId} exceeded its restart intensity after ${restarts} restarts`, options);
+    super(
+      'TM_ERR_ACTOR_FAILED',
+      500,
+      `actor ${actorId} exceeded its restart intensity after ${restarts} restarts`,
+      options,
+    );
   }
 }
 

@@ -4,5 +4,7 @@ export * from './db.ts';
 export * from './errors.ts';
 export * from './log.ts';
 export * from './metrics.ts';
+export * from './micro.ts';
+export * from './migrate.ts';
 export * from './nats.ts';
 export * from './protocol/index.ts';

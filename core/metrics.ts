@@ -2,7 +2,7 @@
  * prom-client metrics shared by every role. One registry per process; names are
  * tickmesh_<what>_<unit>. Dashboards in deploy/grafana rely on these names.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 let defaultsOn = false;

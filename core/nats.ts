@@ -3,14 +3,14 @@
  * Creating them is idempotent, so any role may do it at start-up.
  */
 import {
+  DiscardPolicy,
   type JetStreamClient,
   type JetStreamManager,
-  type StreamConfig,
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
   jetstream,
   jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/nats-core';

@@ -110,7 +110,8 @@ export class ActorCell {
       clearTimeout(timer);
     }
     this.clearHeartbeat();
-    if ((this.status as ActorStatus).name !== 'stopped') this.setStatus({ name: 'stopped', since: this.opts.clock.now() });
+    if ((this.status as ActorStatus).name !== 'stopped')
+      this.setStatus({ name: 'stopped', since: this.opts.clock.now() });
     await this.opts.health.remove(this.id).catch(() => {});
   }
 
@@ -152,7 +153,8 @@ export class ActorCell {
     const stopping = this.status.name === 'stopping';
     if (outcome.kind === 'crashed') {
       this.opts.log.error({ actor: this.id, err: outcome.error }, 'actor crashed');
-      if (!stopping) this.setStatus({ name: 'failed', since: this.opts.clock.now(), error: outcome.error.message });
+      if (!stopping)
+        this.setStatus({ name: 'failed', since: this.opts.clock.now(), error: outcome.error.message });
     }
     if (stopping || outcome.kind === 'exited') {
       if (this.status.name !== 'stopped') this.setStatus({ name: 'stopped', since: this.opts.clock.now() });

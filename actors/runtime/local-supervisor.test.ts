@@ -152,7 +152,9 @@ describe('LocalSupervisor', () => {
   it('refuses to register the same actor id twice', () => {
     const { sup } = setup();
     sup.startChild({ spec: spec('a'), restart: 'permanent', shutdownMs: 100 });
-    expect(() => sup.startChild({ spec: spec('a'), restart: 'permanent', shutdownMs: 100 })).toThrow(/already registered/);
+    expect(() => sup.startChild({ spec: spec('a'), restart: 'permanent', shutdownMs: 100 })).toThrow(
+      /already registered/,
+    );
   });
 
   it('stops children and removes their health records', async () => {

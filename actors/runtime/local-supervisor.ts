@@ -134,7 +134,10 @@ export class LocalSupervisor {
     child.restartTimes = child.restartTimes.filter((t) => now - t < periodMs);
     if (child.restartTimes.length >= intensity) {
       cell.markFailed(`gave up after ${child.restartTimes.length} restarts in ${periodMs} ms: ${error}`);
-      this.opts.log.error({ actor: cell.id, restarts: cell.restarts }, 'restart intensity exceeded; actor failed');
+      this.opts.log.error(
+        { actor: cell.id, restarts: cell.restarts },
+        'restart intensity exceeded; actor failed',
+      );
       this.emit({ type: 'failed', id: cell.id, sessionId: cell.sessionId, restarts: cell.restarts, error });
       return;
     }

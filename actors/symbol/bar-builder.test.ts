@@ -29,7 +29,19 @@ describe('BarBuilder', () => {
     expect(b.applyTrades([tr(T0 + 60_500, 20)]).closed).toEqual([]);
     const r = b.applyTrades([tr(T0 + 61_000, 21)]);
     expect(r.closed).toHaveLength(1);
-    expect(r.closed[0]).toMatchObject({ tf: '1m', t: T0, o: 10, h: 12, l: 9, c: 11, vol: 4, n: 4, closed: true, rev: 0, gap: 0 });
+    expect(r.closed[0]).toMatchObject({
+      tf: '1m',
+      t: T0,
+      o: 10,
+      h: 12,
+      l: 9,
+      c: 11,
+      vol: 4,
+      n: 4,
+      closed: true,
+      rev: 0,
+      gap: 0,
+    });
   });
 
   it('keeps a trade that arrives inside the grace in the previous bar', () => {
@@ -62,11 +74,14 @@ describe('BarBuilder', () => {
 
   it('rolls up higher timeframes from 1m bars', () => {
     const trades: Trade[] = [];
-    for (let i = 0; i < 3 * 60; i++) trades.push(tr(T0 + i * 60_000 + 30_000, 100 + Math.sin(i) * 5, 1 + (i % 3)));
+    for (let i = 0; i < 3 * 60; i++)
+      trades.push(tr(T0 + i * 60_000 + 30_000, 100 + Math.sin(i) * 5, 1 + (i % 3)));
     const b = new BarBuilder(emptyState('sim', 'X'), opts);
     const closed = [...b.applyTrades(trades).closed, ...b.advanceClock(T0 + 1e9).closed];
     for (const tf of TIMEFRAMES) {
-      expect(closed.filter((x) => x.tf === tf).map(strip)).toEqual(barsFromTrades('sim', 'X', tf, trades).map(strip));
+      expect(closed.filter((x) => x.tf === tf).map(strip)).toEqual(
+        barsFromTrades('sim', 'X', tf, trades).map(strip),
+      );
     }
   });
 
@@ -109,7 +124,10 @@ describe('BarBuilder', () => {
   it('matches bars computed from the full trade list under any batching, ticks and restarts', () => {
     const arb = fc.record({
       steps: fc.array(
-        fc.record({ dt: fc.integer({ min: 0, max: 150_000 }), px: fc.double({ min: 1, max: 1000, noNaN: true }) }),
+        fc.record({
+          dt: fc.integer({ min: 0, max: 150_000 }),
+          px: fc.double({ min: 1, max: 1000, noNaN: true }),
+        }),
         { minLength: 1, maxLength: 300 },
       ),
       cuts: fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 50 }),
@@ -136,7 +154,8 @@ describe('BarBuilder', () => {
           // A timer tick may run between batches, even ahead of the next trade (which is then
           // late and revises its bar).
           const next = trades[i];
-          if (next && batchNo % tickEvery === 0) closed.push(...builder.advanceClock(next.ts + tickLead).closed);
+          if (next && batchNo % tickEvery === 0)
+            closed.push(...builder.advanceClock(next.ts + tickLead).closed);
           if (batchNo === restartAt) {
             const snapshot = JSON.parse(JSON.stringify(builder.state)) as BuilderState;
             builder = new BarBuilder(snapshot, opts);

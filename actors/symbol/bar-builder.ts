@@ -14,12 +14,12 @@
  */
 import {
   type Bar,
+  bucketStart,
   HIGHER_TIMEFRAMES,
   SCHEMA_VERSION,
   TIMEFRAME_MS,
   type Timeframe,
   type Trade,
-  bucketStart,
 } from '../../core/protocol/index.ts';
 
 type HigherTf = (typeof HIGHER_TIMEFRAMES)[number];
@@ -98,7 +98,17 @@ export function emptyState(ex: string, sym: string): BuilderState {
 }
 
 function barOfTrade(t: number, trade: Trade): Ohlcv {
-  return { t, o: trade.px, h: trade.px, l: trade.px, c: trade.px, vol: trade.qty, n: 1, ft: trade.ts, lt: trade.ts };
+  return {
+    t,
+    o: trade.px,
+    h: trade.px,
+    l: trade.px,
+    c: trade.px,
+    vol: trade.qty,
+    n: 1,
+    ft: trade.ts,
+    lt: trade.ts,
+  };
 }
 
 function mergeTrade(bar: Ohlcv, trade: Trade): void {
@@ -216,7 +226,8 @@ export class BarBuilder {
     const s = this.state;
     const newest = s.forming.at(-1);
     const bars: Bar[] = [];
-    if (newest) bars.push(toBar(s, '1m', newest, false, 0, gapBetween(s.recent1m.at(-1)?.bar.t, newest.t, '1m')));
+    if (newest)
+      bars.push(toBar(s, '1m', newest, false, 0, gapBetween(s.recent1m.at(-1)?.bar.t, newest.t, '1m')));
     for (const tf of HIGHER_TIMEFRAMES) {
       const agg = s.agg[tf];
       const target = newest ? bucketStart(newest.t, tf) : agg?.t;
@@ -247,7 +258,10 @@ export class BarBuilder {
     // Newest bucket is the common case; search backwards.
     for (let i = forming.length - 1; i >= 0; i--) {
       const bar = forming[i]!;
-      if (bar.t === t) return mergeTrade(bar, trade);
+      if (bar.t === t) {
+        mergeTrade(bar, trade);
+        return;
+      }
       if (bar.t < t) {
         forming.splice(i + 1, 0, barOfTrade(t, trade));
         return;

@@ -42,7 +42,24 @@ describe('trade batch validator', () => {
 });
 
 describe('bar validator', () => {
-  const bar = { v: 1, ex: 'sim', sym: 'X', tf: '1m', t: 0, o: 2, h: 3, l: 1, c: 2, vol: 5, n: 3, closed: true, rev: 0, gap: 0, ft: 1, lt: 2 };
+  const bar = {
+    v: 1,
+    ex: 'sim',
+    sym: 'X',
+    tf: '1m',
+    t: 0,
+    o: 2,
+    h: 3,
+    l: 1,
+    c: 2,
+    vol: 5,
+    n: 3,
+    closed: true,
+    rev: 0,
+    gap: 0,
+    ft: 1,
+    lt: 2,
+  };
   it('accepts a sane bar and rejects OHLC disorder and unknown timeframes', () => {
     expect(validateBar(bar).ok).toBe(true);
     expect(validateBar({ ...bar, h: 1.5 })).toEqual({ ok: false, error: 'OHLC out of order' });

@@ -4,7 +4,7 @@
  * Validators never throw on bad input: they return a result, so callers can quarantine.
  */
 import { z } from 'zod';
-import { TIMEFRAMES, type Timeframe, isTimeframe } from './timeframes.ts';
+import { isTimeframe, TIMEFRAMES, type Timeframe } from './timeframes.ts';
 
 export const SCHEMA_VERSION = 1 as const;
 
@@ -14,7 +14,8 @@ const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
 
 // ---------------------------------------------------------------- trades
 
@@ -43,7 +44,8 @@ export const MAX_TRADES_PER_BATCH = 5000;
 /** Checks one trade's shape and values; returns a reason or null. */
 export function tradeProblem(t: unknown): string | null {
   if (!isObj(t)) return 'trade is not an object';
-  if (typeof t.id !== 'string' || t.id.length === 0 || t.id.length > 128) return 'id must be a non-empty string';
+  if (typeof t.id !== 'string' || t.id.length === 0 || t.id.length > 128)
+    return 'id must be a non-empty string';
   if (!isNum(t.ts) || !Number.isInteger(t.ts)) return 'ts must be an integer epoch ms';
   if (!isNum(t.px) || t.px <= 0) return 'px must be a finite number > 0';
   if (!isNum(t.qty) || t.qty < 0) return 'qty must be a finite number >= 0';
@@ -62,7 +64,8 @@ export function validateTradeBatch(
   if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
   if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
   if (!Array.isArray(x.trades) || x.trades.length === 0) return fail('trades must be a non-empty array');
-  if (x.trades.length > MAX_TRADES_PER_BATCH) return fail(`more than ${MAX_TRADES_PER_BATCH} trades in one batch`);
+  if (x.trades.length > MAX_TRADES_PER_BATCH)
+    return fail(`more than ${MAX_TRADES_PER_BATCH} trades in one batch`);
   const good: Trade[] = [];
   const rejected: { trade: unknown; reason: string }[] = [];
   for (const t of x.trades) {
@@ -109,7 +112,8 @@ export function validateBar(x: unknown): Result<Bar> {
   if (!isObj(x)) return fail('bar is not an object');
   if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
   if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
-  if (typeof x.tf !== 'string' || !isTimeframe(x.tf)) return fail(`tf must be one of ${TIMEFRAMES.join(' ')}`);
+  if (typeof x.tf !== 'string' || !isTimeframe(x.tf))
+    return fail(`tf must be one of ${TIMEFRAMES.join(' ')}`);
   for (const k of ['t', 'o', 'h', 'l', 'c', 'vol', 'n', 'rev', 'gap', 'ft', 'lt'] as const) {
     if (!isNum(x[k])) return fail(`${k} must be a finite number`);
   }

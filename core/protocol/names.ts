@@ -61,7 +61,9 @@ export const consumers = Object.freeze({
 
 export const msgIds = Object.freeze({
   trades: (ex: string, sym: string, firstId: string, lastId: string) =>
-    firstId === lastId ? `${ex}:${encodeSymbol(sym)}:${firstId}` : `${ex}:${encodeSymbol(sym)}:${firstId}-${lastId}`,
+    firstId === lastId
+      ? `${ex}:${encodeSymbol(sym)}:${firstId}`
+      : `${ex}:${encodeSymbol(sym)}:${firstId}-${lastId}`,
   bar: (tf: Timeframe, ex: string, sym: string, openTime: number, rev: number) =>
     `bar:${tf}:${ex}:${encodeSymbol(sym)}:${openTime}:${rev}`,
 });

@@ -26,7 +26,10 @@ describe('symbol tokens', () => {
   it('round-trips arbitrary strings, producing subject- and KV-safe tokens', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), (symbol) => {
-        fc.pre(symbol.length <= 64 && !/[\uD800-\uDFFF]/.test(symbol.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, '')));
+        fc.pre(
+          symbol.length <= 64 &&
+            !/[\uD800-\uDFFF]/.test(symbol.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, '')),
+        );
         const token = encodeSymbol(symbol);
         expect(token).not.toMatch(SUBJECT_BREAKERS);
         expect(isSymbolToken(token)).toBe(true);
@@ -51,10 +54,14 @@ describe('symbol tokens', () => {
 
   it('keeps distinct symbols distinct', () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 10 }), fc.string({ minLength: 1, maxLength: 10 }), (a, b) => {
-        fc.pre(a !== b);
-        expect(encodeSymbol(a)).not.toBe(encodeSymbol(b));
-      }),
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 10 }),
+        fc.string({ minLength: 1, maxLength: 10 }),
+        (a, b) => {
+          fc.pre(a !== b);
+          expect(encodeSymbol(a)).not.toBe(encodeSymbol(b));
+        },
+      ),
     );
   });
 

@@ -1,0 +1,36 @@
+/** Maps an actor spec to its behavior; the one place that knows every actor kind. */
+import type { Config } from '../core/config.ts';
+import type { Pool } from '../core/db.ts';
+import type { Topology } from '../core/nats.ts';
+import type { ActorSpec } from '../core/protocol/index.ts';
+import { SimExchangeActor } from './exchange/sim-actor.ts';
+import type { ActorBehavior, BehaviorFactory } from './runtime/actor.ts';
+import { SymbolActor } from './symbol/symbol-actor.ts';
+import { BarWriterActor } from './writer/writer-actor.ts';
+
+export interface ActorDeps {
+  topo: Topology;
+  cfg: Config;
+  pool: Pool;
+}
+
+export class UnsupportedActorError extends Error {
+  constructor(spec: ActorSpec) {
+    super(`no behavior for actor ${spec.id} (kind ${spec.kind}, exchange kind ${spec.exchangeKind ?? '-'})`);
+  }
+}
+
+export function behaviorFactory(deps: ActorDeps): BehaviorFactory {
+  return (spec: ActorSpec): ActorBehavior => {
+    switch (spec.kind) {
+      case 'symbol':
+        return new SymbolActor(spec.exchange!, spec.symbol!, deps);
+      case 'writer':
+        return new BarWriterActor(deps);
+      case 'exchange':
+        if (spec.exchangeKind === 'sim')
+          return new SimExchangeActor(spec.exchange!, spec.symbols ?? [], deps);
+        throw new UnsupportedActorError(spec);
+    }
+  };
+}

@@ -1,0 +1,307 @@
+/**
+ * SymbolActor: the running side of one symbol. Consumes the symbol's trades from JetStream
+ * through a durable consumer, feeds the pure BarBuilder, publishes closed bars to BARS (with
+ * Nats-Msg-Id) and throttled forming bars to md.live, and snapshots its state to KV.
+ *
+ * Restart contract: the snapshot holds the builder state and the TRADES sequence it covers;
+ * it is written only after every bar published before it was acknowledged. A new session
+ * recreates the durable consumer at the next sequence, so replay is exact, and re-published
+ * bars carry the same message ids (deduplicated by JetStream; upserts are idempotent anyway).
+ */
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import type { TimerHandle } from '../../core/clock.ts';
+import type { Config } from '../../core/config.ts';
+import { OnceLogger } from '../../core/log.ts';
+import { metrics } from '../../core/metrics.ts';
+import type { Topology } from '../../core/nats.ts';
+import {
+  type Bar,
+  consumers,
+  decodeJson,
+  encodeJson,
+  msgIds,
+  SCHEMA_VERSION,
+  STREAMS,
+  stateKeys,
+  subjects,
+  type Trade,
+  validateTradeBatch,
+} from '../../core/protocol/index.ts';
+import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
+import { Mailbox } from '../runtime/mailbox.ts';
+import { BarBuilder, type BuilderState, emptyState } from './bar-builder.ts';
+import { Quarantine } from './quarantine.ts';
+
+type Message = { type: 'trades'; msg: JsMsg } | { type: 'tick' } | { type: 'forming' } | { type: 'snapshot' };
+
+interface Snapshot {
+  v: typeof SCHEMA_VERSION;
+  /** Last TRADES stream sequence reflected in `state`. */
+  seq: number;
+  state: BuilderState;
+}
+
+export interface SymbolActorDeps {
+  topo: Topology;
+  cfg: Config;
+}
+
+export class SymbolActor implements ActorBehavior {
+  private builder!: BarBuilder;
+  private ctx!: ActorContext;
+  private readonly mailbox = new Mailbox<Message>(1024, 'symbol actor');
+  private readonly inflight = new Set<Promise<unknown>>();
+  private lastSeq = 0;
+  private snapshotSeq = 0;
+  private caughtUp = false;
+  /** Wall clock minus exchange clock when the newest trade was applied. */
+  private offsetMs = 0;
+  private lastFormingAt = Number.NEGATIVE_INFINITY;
+  private formingTimer: TimerHandle | null = null;
+  private closeTimer: TimerHandle | null = null;
+  private snapshotTimer: TimerHandle | null = null;
+  private quarantine!: Quarantine;
+
+  constructor(
+    private readonly ex: string,
+    private readonly sym: string,
+    private readonly deps: SymbolActorDeps,
+  ) {}
+
+  async run(ctx: ActorContext): Promise<void> {
+    this.ctx = ctx;
+    const { topo, cfg } = this.deps;
+    this.quarantine = new Quarantine(topo.nc, this.ex, this.sym, 'symbol', new OnceLogger(ctx.log));
+    const snapshot = await this.loadSnapshot();
+    this.builder = new BarBuilder(snapshot?.state ?? emptyState(this.ex, this.sym), {
+      graceMs: cfg.bars.graceMs,
+      revisionWindow: cfg.bars.revisionWindow,
+    });
+    this.lastSeq = this.snapshotSeq = snapshot?.seq ?? 0;
+    const messages = await this.openConsumer(this.lastSeq + 1);
+    const pump = this.pump(messages);
+    this.scheduleSnapshot();
+    this.scheduleClose();
+    ctx.ready();
+    const onAbort = () => {
+      messages.stop();
+      this.mailbox.close();
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const m of this.mailbox) await this.handle(m);
+      if (this.crash) throw this.crash;
+      // Graceful stop: everything delivered has been applied; persist the resume point.
+      await this.snapshot();
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      this.clearTimers();
+      messages.stop();
+    }
+    await pump;
+  }
+
+  private async loadSnapshot(): Promise<Snapshot | null> {
+    const entry = await this.deps.topo.kv.symbolState.get(stateKeys.symbol(this.ex, this.sym));
+    if (entry?.operation !== 'PUT' || entry.value.length === 0) return null;
+    const parsed = decodeJson(entry.value);
+    const snap = parsed.ok ? (parsed.value as Snapshot) : null;
+    if (!snap || snap.v !== SCHEMA_VERSION || typeof snap.seq !== 'number' || !snap.state?.forming) {
+      this.ctx.log.warn('ignoring unreadable symbol snapshot; rebuilding from the stream');
+      return null;
+    }
+    return snap;
+  }
+
+  private async openConsumer(startSeq: number): Promise<ConsumerMessages> {
+    const { jsm, js } = this.deps.topo;
+    const name = consumers.symbolTrades(this.ex, this.sym);
+    // The snapshot, not the consumer's ack floor, is the resume point: recreate the durable there.
+    await jsm.consumers.delete(STREAMS.trades, name).catch(() => false);
+    await jsm.consumers.add(STREAMS.trades, {
+      durable_name: name,
+      filter_subject: subjects.trade(this.ex, this.sym),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(120_000),
+      max_ack_pending: 20_000,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, startSeq),
+    });
+    const consumer = await js.consumers.get(STREAMS.trades, name);
+    return consumer.consume({ max_messages: 512 });
+  }
+
+  private async pump(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const msg of messages) await this.mailbox.put({ type: 'trades', msg });
+    } catch (e) {
+      if (!this.mailbox.isClosed) throw e;
+    } finally {
+      // The consumer ended on its own (deleted, connection closed): crash so the parent restarts us.
+      if (!this.ctx.signal.aborted && !this.mailbox.isClosed) {
+        this.mailbox.close();
+        this.crash = new Error('trade consumer ended unexpectedly');
+      }
+    }
+  }
+
+  private crash: Error | null = null;
+
+  private async handle(m: Message): Promise<void> {
+    if (this.crash) throw this.crash;
+    switch (m.type) {
+      case 'trades':
+        this.applyMessage(m.msg);
+        break;
+      case 'tick':
+        this.onTick();
+        break;
+      case 'forming':
+        this.publishForming();
+        break;
+      case 'snapshot':
+        await this.snapshot();
+        this.scheduleSnapshot();
+        break;
+    }
+  }
+
+  private applyMessage(msg: JsMsg): void {
+    this.lastSeq = msg.seq;
+    this.caughtUp = msg.info.pending === 0;
+    metrics.consumerLag.set({ actor: this.ctx.id }, msg.info.pending);
+    const parsed = decodeJson(msg.data);
+    const checked = parsed.ok ? validateTradeBatch(parsed.value) : parsed;
+    if (!checked.ok) {
+      this.quarantine.send(checked.error, msg.data);
+      msg.ack();
+      return;
+    }
+    const { batch, rejected } = checked.value;
+    for (const r of rejected) this.quarantine.send(r.reason, r.trade);
+    if (batch.ex !== this.ex || batch.sym !== this.sym) {
+      this.quarantine.send(
+        `batch for ${batch.ex}/${batch.sym} on ${msg.subject}`,
+        parsed.ok ? parsed.value : null,
+      );
+      msg.ack();
+      return;
+    }
+    const before = this.builder.state.exClock;
+    const result = this.builder.applyTrades(batch.trades);
+    const after = this.builder.state.exClock;
+    if (after !== null && after !== before) this.offsetMs = this.ctx.clock.now() - after;
+    for (const t of result.tooLate) this.quarantine.send('late: bar no longer revisable', t);
+    this.publishClosed(result.closed);
+    const applied = batch.trades.length - result.duplicates - result.tooLate.length;
+    if (applied > 0) {
+      metrics.tradesIn.inc({ exchange: this.ex, symbol: this.sym }, applied);
+      this.ctx.markEvent(applied);
+    }
+    this.ctx.setDetail({
+      lastTradeTs: after,
+      watermark: this.builder.state.watermark,
+      pending: msg.info.pending,
+    });
+    msg.ack();
+    if (result.formingChanged) this.requestForming();
+    this.scheduleClose();
+  }
+
+  private onTick(): void {
+    this.closeTimer = null;
+    if (!this.caughtUp) {
+      // Replaying a backlog: the trades themselves advance the clock; check again shortly.
+      this.closeTimer = this.ctx.clock.setTimeout(() => this.mailbox.offer({ type: 'tick' }), 250);
+      return;
+    }
+    const exchangeNow = this.ctx.clock.now() - this.offsetMs;
+    const result = this.builder.advanceClock(exchangeNow);
+    this.publishClosed(result.closed);
+    if (result.formingChanged) this.requestForming();
+    this.scheduleClose();
+  }
+
+  private publishClosed(bars: Bar[]): void {
+    const { js } = this.deps.topo;
+    for (const bar of bars) {
+      const p = js.publish(subjects.bar(bar.tf, bar.ex, bar.sym), encodeJson(bar), {
+        msgID: msgIds.bar(bar.tf, bar.ex, bar.sym, bar.t, bar.rev),
+      });
+      metrics.barsOut.inc({ timeframe: bar.tf });
+      this.track(p);
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inflight.add(p);
+    p.then(
+      () => this.inflight.delete(p),
+      (e) => {
+        this.inflight.delete(p);
+        // A lost publish must not be covered by a later snapshot: crash and replay instead.
+        this.crash ??= new Error(`bar publish failed: ${(e as Error).message}`, { cause: e });
+        this.mailbox.offer({ type: 'tick' });
+      },
+    );
+  }
+
+  private requestForming(): void {
+    const now = this.ctx.clock.now();
+    const throttle = this.deps.cfg.bars.formingThrottleMs;
+    if (now - this.lastFormingAt >= throttle) {
+      this.publishForming();
+      return;
+    }
+    if (this.formingTimer) return;
+    this.formingTimer = this.ctx.clock.setTimeout(
+      () => {
+        this.formingTimer = null;
+        this.mailbox.offer({ type: 'forming' });
+      },
+      throttle - (now - this.lastFormingAt),
+    );
+  }
+
+  private publishForming(): void {
+    this.lastFormingAt = this.ctx.clock.now();
+    const { nc } = this.deps.topo;
+    for (const bar of this.builder.formingBars())
+      nc.publish(subjects.live(bar.tf, bar.ex, bar.sym), encodeJson(bar));
+  }
+
+  private scheduleClose(): void {
+    if (this.closeTimer) this.ctx.clock.clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    const at = this.builder.nextCloseAt();
+    if (at === null) return;
+    const delay = Math.max(0, at + this.offsetMs - this.ctx.clock.now());
+    this.closeTimer = this.ctx.clock.setTimeout(() => this.mailbox.offer({ type: 'tick' }), delay);
+  }
+
+  private scheduleSnapshot(): void {
+    this.snapshotTimer = this.ctx.clock.setTimeout(
+      () => this.mailbox.offer({ type: 'snapshot' }),
+      this.deps.cfg.bars.snapshotIntervalMs,
+    );
+  }
+
+  private async snapshot(): Promise<void> {
+    if (this.lastSeq === this.snapshotSeq) return;
+    const seq = this.lastSeq;
+    const state = JSON.stringify(this.builder.state);
+    await Promise.all(this.inflight);
+    if (this.crash) throw this.crash;
+    const body = `{"v":${SCHEMA_VERSION},"seq":${seq},"state":${state}}`;
+    await this.deps.topo.kv.symbolState.put(stateKeys.symbol(this.ex, this.sym), body);
+    this.snapshotSeq = seq;
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.formingTimer, this.closeTimer, this.snapshotTimer])
+      if (t) this.ctx.clock.clearTimeout(t);
+  }
+}
+
+export type { Trade };

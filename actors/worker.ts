@@ -1,0 +1,205 @@
+/**
+ * Worker: hosts the actors the supervisor leader assigned to it (KV `actor-assign`).
+ * It heartbeats into KV `workers`, watches its assignments (and re-reads them periodically,
+ * since a watch can miss nothing but a reconnect can delay it), and runs the actors under a
+ * LocalSupervisor. Actor events go to `sys.actor.<event>.<id>`.
+ */
+import { hostname } from 'node:os';
+import type { KvWatchEntry } from '@nats-io/kv';
+import type { Service } from '@nats-io/services';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import type { Pool } from '../core/db.ts';
+import type { Logger } from '../core/log.ts';
+import { registerMicroService } from '../core/micro.ts';
+import type { Topology } from '../core/nats.ts';
+import {
+  type Assignment,
+  assignmentSchema,
+  decodeJson,
+  encodeJson,
+  SCHEMA_VERSION,
+  SERVICES,
+  subjects,
+  validateWith,
+} from '../core/protocol/index.ts';
+import { behaviorFactory } from './factory.ts';
+import { KvHealthSink } from './runtime/kv-health.ts';
+import { LocalSupervisor, type SupervisorEvent } from './runtime/local-supervisor.ts';
+
+export interface WorkerOptions {
+  id: string;
+  topo: Topology;
+  cfg: Config;
+  pool: Pool;
+  clock: Clock;
+  log: Logger;
+}
+
+const SHUTDOWN_MS = 10_000;
+
+export class Worker {
+  readonly id: string;
+  private readonly sup: LocalSupervisor;
+  private readonly assignments = new Map<string, Assignment>();
+  private readonly startedAt: number;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private resync: NodeJS.Timeout | null = null;
+  private watcher: (AsyncIterable<KvWatchEntry> & { stop(): void }) | null = null;
+  private service: Service | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.id = opts.id;
+    this.startedAt = opts.clock.now();
+    this.sup = new LocalSupervisor({
+      policy: opts.cfg.supervisor.restart,
+      factory: behaviorFactory({ topo: opts.topo, cfg: opts.cfg, pool: opts.pool }),
+      clock: opts.clock,
+      log: opts.log,
+      worker: opts.id,
+      heartbeatMs: opts.cfg.health.heartbeatMs,
+      health: new KvHealthSink(opts.topo.kv.health),
+      onEvent: (e) => this.publishEvent(e),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), this.opts.cfg.health.heartbeatMs);
+    this.heartbeat.unref();
+    const watcher = await this.opts.topo.kv.assign.watch({ key: '>' });
+    this.watcher = watcher;
+    void (async () => {
+      for await (const e of watcher) this.onEntry(e);
+    })().catch((err) => this.opts.log.error({ err }, 'assignment watch ended'));
+    this.resync = setInterval(() => void this.resyncAll(), 5000);
+    this.resync.unref();
+    this.service = await registerMicroService(this.opts.topo.nc, {
+      name: SERVICES.worker,
+      role: 'worker',
+      instance: this.id,
+      description: 'tickmesh worker: hosts exchange, symbol and writer actors',
+      log: this.opts.log,
+      endpoints: {
+        status: () => this.status(),
+        actors: () => this.sup.cells().map((c) => c.healthRecord()),
+        restart: async (req) => {
+          const id = (req as { id?: unknown }).id;
+          if (typeof id !== 'string') throw new Error('restart needs {"id": "<actor id>"}');
+          return { id, restarted: await this.sup.restartChild(id) };
+        },
+      },
+    });
+    this.opts.log.info({ worker: this.id }, 'worker started');
+  }
+
+  status() {
+    const cells = this.sup.cells();
+    return {
+      worker: this.id,
+      host: hostname(),
+      pid: process.pid,
+      startedAt: new Date(this.startedAt).toISOString(),
+      actors: cells.length,
+      byStatus: cells.reduce<Record<string, number>>((acc, c) => {
+        acc[c.status.name] = (acc[c.status.name] ?? 0) + 1;
+        return acc;
+      }, {}),
+    };
+  }
+
+  actorIds(): string[] {
+    return this.sup.cells().map((c) => c.id);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.resync) clearInterval(this.resync);
+    this.watcher?.stop();
+    await this.chain;
+    await this.sup.stopAll();
+    await this.service?.stop().catch(() => {});
+    await this.opts.topo.kv.workers.delete(this.id).catch(() => {});
+    this.opts.log.info({ worker: this.id }, 'worker stopped');
+  }
+
+  private async beat(): Promise<void> {
+    const rec = {
+      v: SCHEMA_VERSION,
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: this.opts.clock.now(),
+      draining: false,
+    };
+    await this.opts.topo.kv.workers.put(this.id, encodeJson(rec)).catch((err) => {
+      this.opts.log.warn({ err }, 'worker heartbeat failed');
+    });
+  }
+
+  private onEntry(e: KvWatchEntry): void {
+    if (e.operation !== 'PUT') {
+      this.assignments.delete(e.key);
+    } else {
+      const parsed = decodeJson(e.value);
+      const checked = parsed.ok ? validateWith(assignmentSchema, parsed.value) : parsed;
+      if (!checked.ok) {
+        this.opts.log.warn({ key: e.key, error: checked.error }, 'ignoring malformed assignment');
+        return;
+      }
+      this.assignments.set(e.key, checked.value);
+    }
+    this.enqueue(() => this.reconcile(e.key));
+  }
+
+  private async resyncAll(): Promise<void> {
+    const keys = new Set<string>();
+    try {
+      for await (const k of await this.opts.topo.kv.assign.keys()) keys.add(k);
+    } catch (err) {
+      this.opts.log.warn({ err }, 'assignment resync failed');
+      return;
+    }
+    for (const id of this.actorIds()) if (!keys.has(id)) this.assignments.delete(id);
+    for (const id of new Set([...this.actorIds(), ...this.assignments.keys()]))
+      this.enqueue(() => this.reconcile(id));
+  }
+
+  /** Serialises start/stop work so an actor is never started twice concurrently. */
+  private enqueue(task: () => Promise<void>): void {
+    this.chain = this.chain.then(task).catch((err) => this.opts.log.error({ err }, 'reconcile failed'));
+  }
+
+  private async reconcile(id: string): Promise<void> {
+    if (this.stopped) return;
+    const a = this.assignments.get(id);
+    const mine = a && a.worker === this.id ? a : null;
+    const cell = this.sup.get(id);
+    if (!mine) {
+      if (cell) await this.sup.stopChild(id);
+      return;
+    }
+    if (cell && JSON.stringify(cell.spec) === JSON.stringify(mine.spec)) return;
+    if (cell) await this.sup.stopChild(id);
+    this.sup.startChild({ spec: mine.spec, restart: 'permanent', shutdownMs: SHUTDOWN_MS });
+  }
+
+  private publishEvent(e: SupervisorEvent): void {
+    const event = {
+      v: SCHEMA_VERSION,
+      id: e.id,
+      event: e.type,
+      sessionId: e.sessionId,
+      worker: this.id,
+      at: this.opts.clock.now(),
+      restarts: e.restarts,
+      ...('error' in e ? { error: e.error } : {}),
+    };
+    this.opts.topo.nc.publish(subjects.actorEvent(e.type, e.id), encodeJson(event));
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * BarWriter (`writer.bars`): consumes closed bars from BARS through a durable consumer and
+ * upserts them in batches (size- or time-bounded). Messages are acknowledged only after their
+ * batch committed; a database outage stalls the writer (retried with backoff) instead of
+ * losing bars, and redelivery is harmless because the upsert is idempotent.
+ */
+import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import type { TimerHandle } from '../../core/clock.ts';
+import type { Config } from '../../core/config.ts';
+import type { Pool } from '../../core/db.ts';
+import { OnceLogger } from '../../core/log.ts';
+import { metrics } from '../../core/metrics.ts';
+import type { Topology } from '../../core/nats.ts';
+import {
+  type Bar,
+  consumers,
+  decodeJson,
+  encodeJson,
+  SCHEMA_VERSION,
+  STREAMS,
+  subjects,
+  validateBar,
+} from '../../core/protocol/index.ts';
+import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
+import { Mailbox } from '../runtime/mailbox.ts';
+import { upsertBars } from './candle-store.ts';
+
+type Message = { type: 'bar'; msg: JsMsg } | { type: 'flush' };
+
+export class BarWriterActor implements ActorBehavior {
+  private readonly mailbox: Mailbox<Message>;
+  private batch: { msg: JsMsg; bar: Bar | null }[] = [];
+  private flushTimer: TimerHandle | null = null;
+
+  constructor(private readonly deps: { topo: Topology; cfg: Config; pool: Pool }) {
+    this.mailbox = new Mailbox<Message>(deps.cfg.writer.batchSize * 2, 'bar writer');
+  }
+
+  async run(ctx: ActorContext): Promise<void> {
+    const { topo, cfg } = this.deps;
+    const once = new OnceLogger(ctx.log);
+    const dbRetry = retry(handleAll, {
+      maxAttempts: Number.MAX_SAFE_INTEGER,
+      backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 5000 }),
+    });
+    dbRetry.onRetry((r) => {
+      ctx.setDetail({ dbError: 'error' in r ? r.error.message : 'retrying', retryInMs: r.delay });
+      // Keep unacknowledged messages from being redelivered while we wait for the database.
+      for (const { msg } of this.batch) msg.working();
+    });
+    await topo.jsm.consumers
+      .add(STREAMS.bars, {
+        durable_name: consumers.barWriter,
+        filter_subject: subjects.barAll,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(60_000),
+        max_ack_pending: cfg.writer.batchSize * 4,
+        deliver_policy: DeliverPolicy.All,
+      })
+      .catch(async (e) => {
+        // Exists already (another session, or a config update): keep its position.
+        if (!(await topo.jsm.consumers.info(STREAMS.bars, consumers.barWriter).catch(() => null))) throw e;
+      });
+    const consumer = await topo.js.consumers.get(STREAMS.bars, consumers.barWriter);
+    const messages = await consumer.consume({ max_messages: cfg.writer.batchSize });
+    const pump = (async () => {
+      try {
+        for await (const msg of messages) await this.mailbox.put({ type: 'bar', msg });
+      } catch {
+        // Stopping closes the mailbox under a waiting put.
+      }
+      this.mailbox.close();
+    })();
+    ctx.ready();
+    const onAbort = () => messages.stop();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const m of this.mailbox) {
+        if (m.type === 'bar') {
+          const parsed = decodeJson(m.msg.data);
+          const checked = parsed.ok ? validateBar(parsed.value) : parsed;
+          if (!checked.ok) {
+            once.warn(checked.error, { subject: m.msg.subject, error: checked.error }, 'quarantined bar');
+            metrics.quarantined.inc({ source: 'writer', reason: checked.error.slice(0, 40) });
+            topo.nc.publish(
+              `md.quarantine.writer.bars`,
+              encodeJson({
+                v: SCHEMA_VERSION,
+                ex: 'writer',
+                sym: 'bars',
+                reason: checked.error,
+                source: 'writer',
+                at: Date.now(),
+                payload: m.msg.subject,
+              }),
+            );
+          }
+          this.batch.push({ msg: m.msg, bar: checked.ok ? checked.value : null });
+          if (this.batch.length >= cfg.writer.batchSize) await this.flush(ctx, dbRetry);
+          else if (!this.flushTimer) {
+            this.flushTimer = ctx.clock.setTimeout(() => {
+              this.flushTimer = null;
+              this.mailbox.offer({ type: 'flush' });
+            }, cfg.writer.flushMs);
+          }
+        } else await this.flush(ctx, dbRetry);
+      }
+      await this.flush(ctx, dbRetry);
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (this.flushTimer) ctx.clock.clearTimeout(this.flushTimer);
+      messages.stop();
+      await pump;
+    }
+    if (!ctx.signal.aborted) throw new Error('bar consumer ended unexpectedly');
+  }
+
+  private async flush(ctx: ActorContext, dbRetry: ReturnType<typeof retry>): Promise<void> {
+    if (this.flushTimer) ctx.clock.clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    const bars = batch.flatMap((b) => (b.bar ? [b.bar] : []));
+    const started = performance.now();
+    // Retried until it commits: acknowledging before that could lose bars. Not bound to the
+    // abort signal, so a graceful stop still flushes what it holds.
+    const written = await dbRetry.execute(() => upsertBars(this.deps.pool, bars));
+    metrics.dbBatchSeconds.observe((performance.now() - started) / 1000);
+    metrics.dbRowsWritten.inc(written);
+    for (const { msg } of batch) msg.ack();
+    ctx.markEvent(batch.length);
+    ctx.setDetail({ lastBatch: batch.length, dbError: null });
+  }
+}

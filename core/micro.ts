@@ -1,0 +1,62 @@
+/**
+ * Registers a process as a NATS micro service (visible to `nats micro ls/info/stats`).
+ * Endpoints live under `tickmesh.<role>` (one instance answers, queue group) and
+ * `tickmesh.<role>.<instance>` (that instance only), so an operator can ask the role or one process.
+ */
+import { hostname } from 'node:os';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
+import type { Logger } from './log.ts';
+import { decodeJson, encodeJson } from './protocol/index.ts';
+
+export const VERSION = '0.1.0';
+
+export type EndpointHandler = (request: unknown) => Promise<unknown> | unknown;
+
+export interface MicroServiceOptions {
+  name: string;
+  role: string;
+  instance: string;
+  description: string;
+  endpoints: Record<string, EndpointHandler>;
+  log: Logger;
+}
+
+export async function registerMicroService(nc: NatsConnection, opts: MicroServiceOptions): Promise<Service> {
+  const svc = await new Svcm(nc).add({
+    name: opts.name,
+    version: VERSION,
+    description: opts.description,
+    metadata: {
+      role: opts.role,
+      host: hostname(),
+      instance: opts.instance,
+      version: VERSION,
+      pid: String(process.pid),
+    },
+  });
+  const shared = svc.addGroup(`tickmesh.${opts.role}`);
+  const own = svc.addGroup(`tickmesh.${opts.role}.${opts.instance.replace(/[.*> ]/g, '_')}`);
+  for (const [name, handler] of Object.entries(opts.endpoints)) {
+    const respond = (err: Error | null, msg: ServiceMsg) => {
+      if (err) return;
+      const req = msg.data.length ? decodeJson(msg.data) : { ok: true as const, value: {} };
+      if (!req.ok) {
+        msg.respondError(400, req.error);
+        return;
+      }
+      Promise.resolve()
+        .then(() => handler(req.value))
+        .then(
+          (result) => msg.respond(encodeJson(result)),
+          (e: Error) => {
+            opts.log.warn({ err: e, endpoint: name }, 'micro endpoint failed');
+            msg.respondError(500, e.message);
+          },
+        );
+    };
+    shared.addEndpoint(name, { handler: respond, metadata: { scope: 'role' } });
+    own.addEndpoint(name, { handler: respond, metadata: { scope: 'instance' } });
+  }
+  return svc;
+}

@@ -1,0 +1,96 @@
+/**
+ * The gateway: fastify + mercurius. Each concern is a named plugin (ops endpoints, GraphQL,
+ * dashboard assets) so it can be tested alone with `app.inject()`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import mercurius from 'mercurius';
+import type { Config } from '../core/config.ts';
+import type { Pool } from '../core/db.ts';
+import type { Logger } from '../core/log.ts';
+import { registry } from '../core/metrics.ts';
+import type { Topology } from '../core/nats.ts';
+import { buildResolvers } from './resolvers.ts';
+import { TopicHub } from './topic-hub.ts';
+
+export const SCHEMA = readFileSync(fileURLToPath(new URL('./schema.graphql', import.meta.url)), 'utf8');
+const DEFAULT_UI_DIR = fileURLToPath(new URL('../ui/dist', import.meta.url));
+
+export interface GatewayDeps {
+  cfg: Config;
+  pool: Pool;
+  topo: Topology;
+  log: Logger;
+}
+
+function plugin(name: string, fn: FastifyPluginAsync): FastifyPluginAsync {
+  Object.assign(fn, { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: name });
+  Object.assign(fn, { [Symbol.for('plugin-meta')]: { name, fastify: '5.x' } });
+  return fn;
+}
+
+/** `/healthz` (alive), `/readyz` (NATS and Postgres reachable), `/metrics` (Prometheus). */
+export const opsPlugin = (deps: Pick<GatewayDeps, 'pool' | 'topo'>) =>
+  plugin('tickmesh-ops', async (app) => {
+    app.get('/healthz', async () => ({ ok: true }));
+    app.get('/readyz', async (_req, reply) => {
+      const checks: Record<string, string> = {};
+      checks.nats = deps.topo.nc.isClosed() ? 'closed' : 'ok';
+      try {
+        await deps.pool.query('SELECT 1');
+        checks.database = 'ok';
+      } catch (e) {
+        checks.database = (e as Error).message;
+      }
+      const ready = Object.values(checks).every((v) => v === 'ok');
+      return reply.code(ready ? 200 : 503).send({ ready, checks });
+    });
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', registry.contentType);
+      return registry.metrics();
+    });
+  });
+
+export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
+  plugin('tickmesh-graphql', async (app) => {
+    await app.register(mercurius, {
+      schema: SCHEMA,
+      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub }) as never,
+      subscription: {
+        // Bounded per-connection pressure is handled by TopicHub; keep mercurius' own queue small too.
+        fullWsTransport: false,
+      },
+      queryDepth: 8,
+      graphiql: false,
+      path: '/graphql',
+    });
+  });
+
+export const uiPlugin = (uiDir: string) =>
+  plugin('tickmesh-ui', async (app) => {
+    if (!existsSync(`${uiDir}/index.html`)) {
+      app.get('/', async (_req, reply) =>
+        reply
+          .type('text/plain')
+          .send('The dashboard is not built yet: run `npm run build:ui` (npm start does it for you).'),
+      );
+      return;
+    }
+    await app.register(fastifyStatic, { root: uiDir, prefix: '/', wildcard: false });
+  });
+
+export async function buildGateway(deps: GatewayDeps): Promise<{ app: FastifyInstance; hub: TopicHub }> {
+  // Request logs are info-level noise for a dashboard polling every few seconds: warn and above only.
+  const app = Fastify({
+    loggerInstance: deps.log.child({ role: 'gateway' }, { level: 'warn' }),
+    bodyLimit: 256 * 1024,
+  });
+  const hub = new TopicHub(deps.topo.nc, deps.cfg.gateway.subscriberQueue);
+  await app.register(opsPlugin(deps));
+  await app.register(graphqlPlugin(deps, hub));
+  await app.register(uiPlugin(deps.cfg.gateway.uiDir ?? DEFAULT_UI_DIR));
+  app.addHook('onClose', async () => hub.close());
+  return { app: app as unknown as FastifyInstance, hub };
+}

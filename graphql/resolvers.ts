@@ -1,0 +1,164 @@
+/** GraphQL resolvers: argument validation with clear errors, then Postgres, KV or NATS. */
+import mercurius from 'mercurius';
+import type { Config } from '../core/config.ts';
+import type { Pool } from '../core/db.ts';
+import { TmError, UnknownSymbolError, UnknownTimeframeError } from '../core/errors.ts';
+import type { Topology } from '../core/nats.ts';
+import {
+  type ActorHealth,
+  actorHealthSchema,
+  assertExchangeId,
+  type Bar,
+  decodeJson,
+  encodeSymbol,
+  isLiveSubject,
+  isTimeframe,
+  subjects,
+  TIMEFRAMES,
+  type Timeframe,
+  validateBar,
+  validateWith,
+} from '../core/protocol/index.ts';
+import { type Candle, candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
+import type { TopicHub } from './topic-hub.ts';
+
+export interface ResolverDeps {
+  pool: Pool;
+  topo: Topology;
+  cfg: Config;
+  hub: TopicHub;
+}
+
+/** Turns our errors into GraphQL errors carrying `extensions.code`. */
+function gql<A, R>(fn: (args: A) => Promise<R>): (root: unknown, args: A) => Promise<R> {
+  return async (_root, args) => {
+    try {
+      return await fn(args);
+    } catch (e) {
+      if (e instanceof TmError) throw new mercurius.ErrorWithProps(e.message, { code: e.code }, e.status);
+      throw e;
+    }
+  };
+}
+
+function timeframeOf(tf: string): Timeframe {
+  if (!isTimeframe(tf)) throw new UnknownTimeframeError(tf, TIMEFRAMES);
+  return tf;
+}
+
+export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
+  async function assertSymbol(exchange: string, symbol: string): Promise<void> {
+    encodeSymbol(symbol); // validates length and shape with a clear error
+    const { rows } = await pool.query('SELECT 1 FROM symbols WHERE exchange = $1 AND symbol = $2', [
+      exchange,
+      symbol,
+    ]);
+    if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
+  }
+
+  async function assertExchange(exchange: string): Promise<void> {
+    assertExchangeId(exchange);
+    const { rows } = await pool.query('SELECT 1 FROM exchanges WHERE id = $1', [exchange]);
+    if (rows.length === 0)
+      throw new TmError('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
+  }
+
+  async function readActors() {
+    const kv = topo.kv.health;
+    const keys: string[] = [];
+    for await (const k of await kv.keys()) keys.push(k);
+    const now = Date.now();
+    const entries = await Promise.all(keys.map((k) => kv.get(k)));
+    const out = [];
+    for (const e of entries) {
+      if (e?.operation !== 'PUT') continue;
+      const parsed = decodeJson(e.value);
+      const rec = parsed.ok ? validateWith(actorHealthSchema, parsed.value) : parsed;
+      if (!rec.ok) continue;
+      const h: ActorHealth = rec.value;
+      out.push({
+        ...h,
+        startedAt: h.startedAt ? new Date(h.startedAt).toISOString() : null,
+        lastEventAt: h.lastEventAt ? new Date(h.lastEventAt).toISOString() : null,
+        stale: now - h.updatedAt > cfg.health.ttlMs,
+      });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  type SymbolArgs = { exchange: string; symbol: string };
+  type CandleArgs = SymbolArgs & {
+    timeframe: string;
+    from?: string | null;
+    to?: string | null;
+    limit?: number | null;
+  };
+
+  return {
+    Query: {
+      exchanges: gql(
+        async () => (await pool.query('SELECT id, name, kind, enabled FROM exchanges ORDER BY id')).rows,
+      ),
+      symbols: gql(async (a: { exchange?: string | null; active?: boolean | null }) => {
+        const { rows } = await pool.query(
+          `SELECT exchange, symbol, active FROM symbols
+            WHERE ($1::text IS NULL OR exchange = $1) AND ($2::boolean IS NULL OR active = $2)
+            ORDER BY exchange, symbol`,
+          [a.exchange ?? null, a.active ?? null],
+        );
+        return rows;
+      }),
+      timeframes: () => [...TIMEFRAMES],
+      candles: gql(async (a: CandleArgs): Promise<Candle[]> => {
+        const timeframe = timeframeOf(a.timeframe);
+        const limit = checkLimit(a.limit, cfg.gateway.defaultCandles, cfg.gateway.maxCandles);
+        const from = parseTime('from', a.from);
+        const to = parseTime('to', a.to);
+        await assertSymbol(a.exchange, a.symbol);
+        return readCandles(pool, { exchange: a.exchange, symbol: a.symbol, timeframe, from, to, limit });
+      }),
+      actors: gql(readActors),
+    },
+    Mutation: {
+      addSymbol: gql(async (a: SymbolArgs) => {
+        await assertExchange(a.exchange);
+        encodeSymbol(a.symbol);
+        const { rows } = await pool.query(
+          `INSERT INTO symbols (exchange, symbol, active) VALUES ($1, $2, true)
+           ON CONFLICT (exchange, symbol) DO UPDATE SET active = true, updated_at = now()
+           RETURNING exchange, symbol, active`,
+          [a.exchange, a.symbol],
+        );
+        return rows[0];
+      }),
+      setSymbolActive: gql(async (a: SymbolArgs & { active: boolean }) => {
+        const { rows } = await pool.query(
+          `UPDATE symbols SET active = $3, updated_at = now() WHERE exchange = $1 AND symbol = $2
+           RETURNING exchange, symbol, active`,
+          [a.exchange, a.symbol, a.active],
+        );
+        if (rows.length === 0) throw new UnknownSymbolError(a.exchange, a.symbol);
+        return rows[0];
+      }),
+    },
+    Subscription: {
+      candles: {
+        subscribe: gql(async (a: { exchange: string; symbol: string; timeframe: string }) => {
+          const timeframe = timeframeOf(a.timeframe);
+          await assertSymbol(a.exchange, a.symbol);
+          return hub.subscribe<Bar>(
+            subjects.liveAndClosed(timeframe, a.exchange, a.symbol),
+            (subject, data) => {
+              const parsed = decodeJson(data);
+              const bar = parsed.ok ? validateBar(parsed.value) : parsed;
+              if (!bar.ok) return null;
+              // Forming updates replace each other in a slow client's queue; closed bars never do.
+              return { value: bar.value, coalesceKey: isLiveSubject(subject) ? 'forming' : null };
+            },
+          );
+        }),
+        resolve: (bar: Bar) => candleOfBar(bar),
+      },
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * tickmesh <role>: one entry point for every process role (DESIGN.md "Processes").
+ */
+import { Command } from 'commander';
+import { loadConfig } from '../core/config.ts';
+import { createLogger } from '../core/log.ts';
+import { VERSION } from '../core/micro.ts';
+import { startDev } from './dev.ts';
+import {
+  type RoleHandle,
+  runMigrate,
+  startGatewayRole,
+  startMetricsServer,
+  startSupervisorRole,
+  startWorkerRole,
+} from './roles.ts';
+
+/** Runs until SIGINT/SIGTERM, then stops gracefully (a second signal forces exit). */
+function untilSignal(stop: () => Promise<void>, log: ReturnType<typeof createLogger>): void {
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ sig }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ sig }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('graceful shutdown timed out');
+      process.exit(1);
+    }, 30_000);
+    force.unref();
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function runRole(
+  start: (cfg: ReturnType<typeof loadConfig>, log: ReturnType<typeof createLogger>) => Promise<RoleHandle[]>,
+) {
+  const cfg = loadConfig();
+  const log = createLogger(cfg.logLevel, { app: 'tickmesh' });
+  const handles = await start(cfg, log);
+  untilSignal(async () => {
+    for (const h of handles.reverse()) await h.stop();
+  }, log);
+}
+
+const program = new Command('tickmesh')
+  .version(VERSION)
+  .description('real-time market data on a supervised actor system');
+
+program
+  .command('dev')
+  .description('everything in one process (embedded NATS and PostgreSQL when not configured)')
+  .action(async () => {
+    const cfg = loadConfig();
+    const log = createLogger(cfg.logLevel, { app: 'tickmesh' });
+    const sys = await startDev(process.env, log);
+    const lines = [
+      '',
+      'tickmesh is running',
+      `  dashboard   ${sys.gatewayUrl}/`,
+      `  graphql     ${sys.gatewayUrl}/graphql   (graphql-ws on the same path)`,
+      `  metrics     ${sys.gatewayUrl}/metrics`,
+      `  nats        ${sys.natsUrl}   e.g. nats --server ${sys.natsUrl} stream ls`,
+      `  postgres    ${sys.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`,
+      'Ctrl-C stops everything.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n'));
+    untilSignal(sys.stop, log);
+  });
+
+program
+  .command('migrate')
+  .description('apply database migrations and exit')
+  .action(async () => {
+    const cfg = loadConfig();
+    const log = createLogger(cfg.logLevel, { app: 'tickmesh', role: 'migrate' });
+    const applied = await runMigrate(cfg, log);
+    log.info({ applied }, applied.length ? 'migrated' : 'database already up to date');
+  });
+
+program
+  .command('supervisor')
+  .description('desired actors, placement on workers, leader lease')
+  .action(() =>
+    runRole(async (cfg, log) => [
+      await startMetricsServer(cfg.metricsPort),
+      await startSupervisorRole(cfg, log),
+    ]),
+  );
+
+program
+  .command('worker')
+  .description('hosts the actors assigned to it')
+  .action(() =>
+    runRole(async (cfg, log) => [await startMetricsServer(cfg.metricsPort), await startWorkerRole(cfg, log)]),
+  );
+
+program
+  .command('gateway')
+  .description('GraphQL (HTTP + graphql-ws), dashboard, /metrics, /healthz, /readyz')
+  .action(() => runRole(async (cfg, log) => [await startGatewayRole(cfg, log)]));
+
+program.parseAsync(process.argv).catch((err) => {
+  process.stderr.write(`tickmesh: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (err instanceof Error && err.cause)
+    process.stderr.write(`  cause: ${String((err.cause as Error).message ?? err.cause)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,65 @@
+/**
+ * `dev`: the whole system in one process. Starts a nats-server child and an embedded
+ * PostgreSQL when NATS_URL / DATABASE_URL are not set, migrates, then runs the gateway, the
+ * supervisor and a worker, and shuts everything down in order on Ctrl-C.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { enableDefaultMetrics } from '../core/metrics.ts';
+import { type EmbeddedNats, startNatsServer } from './embedded-nats.ts';
+import { type EmbeddedDb, startEmbeddedPostgres } from './embedded-postgres.ts';
+import {
+  type RoleHandle,
+  runMigrate,
+  startGatewayRole,
+  startSupervisorRole,
+  startWorkerRole,
+} from './roles.ts';
+
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export interface DevSystem {
+  gatewayUrl: string;
+  natsUrl: string;
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logger): Promise<DevSystem> {
+  const base = loadConfig(env);
+  const logger = log ?? createLogger(base.logLevel, { app: 'tickmesh' });
+  enableDefaultMetrics();
+  const dataDir = env.TICKMESH_DATA_DIR ?? join(PROJECT_ROOT, '.data');
+  let nats: EmbeddedNats | null = null;
+  let db: EmbeddedDb | null = null;
+  const roles: RoleHandle[] = [];
+  const stop = async () => {
+    for (const r of roles.reverse())
+      await r.stop().catch((err) => logger.error({ err, role: r.name }, 'stop failed'));
+    await db?.stop().catch((err) => logger.error({ err }, 'stopping embedded postgres failed'));
+    await nats?.stop().catch((err) => logger.error({ err }, 'stopping nats-server failed'));
+  };
+  try {
+    if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
+    if (!base.database.url) db = await startEmbeddedPostgres(join(dataDir, 'postgres'), logger);
+    const cfg = loadConfig(env, {
+      nats: { url: base.nats.url ?? nats!.url },
+      database: { url: base.database.url ?? db!.url },
+      // One stable worker id in dev, so a restarted process picks its actors up at once.
+      worker: { id: base.worker.id ?? 'dev' },
+    });
+    await runMigrate(cfg, logger);
+    // Order matters for shutdown (reverse): the worker flushes before the supervisor leaves.
+    const supervisor = await startSupervisorRole(cfg, logger);
+    roles.push(supervisor);
+    roles.push(await startWorkerRole(cfg, logger));
+    const gateway = await startGatewayRole(cfg, logger);
+    roles.push(gateway);
+    return { gatewayUrl: gateway.url, natsUrl: cfg.nats.url!, databaseUrl: cfg.database.url!, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

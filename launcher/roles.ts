@@ -1,0 +1,167 @@
+/**
+ * Role entry points. Each role opens its own NATS connection and database pool (retrying while
+ * the infrastructure comes up), starts its component, and returns a handle whose `stop()`
+ * shuts it down gracefully: stop the component (flush, deregister), drain NATS, close the pool.
+ */
+import { createServer } from 'node:http';
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import { Worker } from '../actors/worker.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import { defaultWorkerId } from '../core/config.ts';
+import { createPool, type Pool } from '../core/db.ts';
+import { ConfigError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { enableDefaultMetrics, registry } from '../core/metrics.ts';
+import { registerMicroService } from '../core/micro.ts';
+import { migrate } from '../core/migrate.ts';
+import { connectNats, ensureTopology, type Topology } from '../core/nats.ts';
+import { SERVICES } from '../core/protocol/index.ts';
+import { buildGateway } from '../graphql/gateway.ts';
+import { ClusterSupervisor } from '../supervisor/supervisor.ts';
+
+export interface RoleHandle {
+  name: string;
+  stop(): Promise<void>;
+}
+
+interface Runtime {
+  topo: Topology;
+  pool: Pool;
+  close(): Promise<void>;
+}
+
+const startupRetry = retry(handleAll, {
+  maxAttempts: 60,
+  backoff: new ExponentialBackoff({ initialDelay: 250, maxDelay: 5000 }),
+});
+
+function need(value: string | undefined, name: string): string {
+  if (!value) throw new ConfigError(`${name} is required for this role`);
+  return value;
+}
+
+async function openRuntime(cfg: Config, role: string, log: Logger): Promise<Runtime> {
+  const natsUrl = need(cfg.nats.url, 'NATS_URL');
+  const dbUrl = need(cfg.database.url, 'DATABASE_URL');
+  startupRetry.onRetry((r) =>
+    log.warn(
+      { role, delayMs: r.delay, err: 'error' in r ? r.error.message : undefined },
+      'waiting for NATS / PostgreSQL',
+    ),
+  );
+  const nc = await startupRetry.execute(() => connectNats(natsUrl, `tickmesh-${role}`));
+  const topo = await startupRetry.execute(() => ensureTopology(nc, cfg));
+  const pool = createPool(dbUrl, cfg.database.poolMax);
+  await startupRetry.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
+  return {
+    topo,
+    pool,
+    async close() {
+      await nc.drain().catch(() => {});
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+export async function runMigrate(cfg: Config, log: Logger): Promise<string[]> {
+  const url = need(cfg.database.url, 'DATABASE_URL');
+  return startupRetry.execute(() => migrate(url, log));
+}
+
+export async function startSupervisorRole(
+  cfg: Config,
+  log: Logger,
+  clock: Clock = systemClock,
+): Promise<RoleHandle & { supervisor: ClusterSupervisor }> {
+  const rt = await openRuntime(cfg, 'supervisor', log);
+  const supervisor = new ClusterSupervisor({
+    id: defaultWorkerId(),
+    topo: rt.topo,
+    cfg,
+    pool: rt.pool,
+    clock,
+    log: log.child({ role: 'supervisor' }),
+  });
+  await supervisor.start();
+  return {
+    name: 'supervisor',
+    supervisor,
+    async stop() {
+      await supervisor.stop();
+      await rt.close();
+    },
+  };
+}
+
+export async function startWorkerRole(
+  cfg: Config,
+  log: Logger,
+  clock: Clock = systemClock,
+  id?: string,
+): Promise<RoleHandle & { worker: Worker }> {
+  const rt = await openRuntime(cfg, 'worker', log);
+  const worker = new Worker({
+    id: id ?? cfg.worker.id ?? defaultWorkerId(),
+    topo: rt.topo,
+    cfg,
+    pool: rt.pool,
+    clock,
+    log: log.child({ role: 'worker' }),
+  });
+  await worker.start();
+  return {
+    name: 'worker',
+    worker,
+    async stop() {
+      await worker.stop();
+      await rt.close();
+    },
+  };
+}
+
+export async function startGatewayRole(cfg: Config, log: Logger): Promise<RoleHandle & { url: string }> {
+  enableDefaultMetrics();
+  const rt = await openRuntime(cfg, 'gateway', log);
+  const { app, hub } = await buildGateway({ cfg, pool: rt.pool, topo: rt.topo, log });
+  const address = await app.listen({ host: cfg.gateway.host, port: cfg.gateway.port });
+  const service = await registerMicroService(rt.topo.nc, {
+    name: SERVICES.gateway,
+    role: 'gateway',
+    instance: defaultWorkerId(),
+    description: 'tickmesh gateway: GraphQL over HTTP and graphql-ws, dashboard, metrics',
+    log,
+    endpoints: {
+      status: () => ({ address, subscriptions: hub.subscriberCount, natsTopics: hub.topicCount }),
+      actors: () => [],
+    },
+  });
+  const port = Number(new URL(address).port);
+  return {
+    name: 'gateway',
+    url: `http://localhost:${port}`,
+    async stop() {
+      await service.stop().catch(() => {});
+      await app.close();
+      await rt.close();
+    },
+  };
+}
+
+/** /metrics and /healthz for roles without the gateway's HTTP server. */
+export async function startMetricsServer(port: number): Promise<RoleHandle> {
+  enableDefaultMetrics();
+  const server = createServer(async (req, res) => {
+    if (req.url === '/metrics') {
+      res.setHeader('content-type', registry.contentType);
+      res.end(await registry.metrics());
+    } else if (req.url === '/healthz') {
+      res.end('{"ok":true}');
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(port, '0.0.0.0', resolve));
+  return { name: 'metrics', stop: () => new Promise((resolve) => server.close(() => resolve())) };
+}

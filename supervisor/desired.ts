@@ -1,0 +1,66 @@
+/** The desired actor set, derived from the `exchanges` and `symbols` tables. */
+import type { Config } from '../core/config.ts';
+import type { Pool } from '../core/db.ts';
+import { type ActorSpec, actorIds, type ExchangeKind } from '../core/protocol/index.ts';
+
+/** Exchange kinds that have an exchange-actor adapter in this version. */
+const ADAPTERS: ReadonlySet<ExchangeKind> = new Set(['sim']);
+
+interface Row {
+  exchange: string;
+  kind: ExchangeKind;
+  symbol: string;
+}
+
+export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]> {
+  const { rows } = await pool.query<Row>(
+    `SELECT s.exchange, e.kind, s.symbol
+       FROM symbols s JOIN exchanges e ON e.id = s.exchange
+      WHERE s.active AND e.enabled
+      ORDER BY s.exchange, s.symbol`,
+  );
+  const specs: ActorSpec[] = [{ id: actorIds.writer(), kind: 'writer' }];
+  const byExchange = new Map<string, { kind: ExchangeKind; symbols: string[] }>();
+  for (const r of rows) {
+    specs.push({
+      id: actorIds.symbol(r.exchange, r.symbol),
+      kind: 'symbol',
+      exchange: r.exchange,
+      symbol: r.symbol,
+    });
+    const ex = byExchange.get(r.exchange) ?? { kind: r.kind, symbols: [] };
+    ex.symbols.push(r.symbol);
+    byExchange.set(r.exchange, ex);
+  }
+  for (const [exchange, { kind, symbols }] of byExchange) {
+    if (!ADAPTERS.has(kind) || (kind === 'sim' && !cfg.sim.enabled)) continue;
+    specs.push({ id: actorIds.exchange(exchange), kind: 'exchange', exchange, exchangeKind: kind, symbols });
+  }
+  return specs;
+}
+
+/** On the very first start (no exchanges at all), registers the simulator and its symbols. */
+export async function seedSimulator(pool: Pool, cfg: Config): Promise<boolean> {
+  if (!cfg.sim.enabled) return false;
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('LOCK TABLE exchanges IN SHARE ROW EXCLUSIVE MODE');
+    const { rows } = await client.query('SELECT 1 FROM exchanges LIMIT 1');
+    if (rows.length > 0) {
+      await client.query('ROLLBACK');
+      return false;
+    }
+    await client.query(`INSERT INTO exchanges (id, name, kind) VALUES ('sim', 'Simulator', 'sim')`);
+    await client.query(`INSERT INTO symbols (exchange, symbol) SELECT 'sim', unnest($1::text[])`, [
+      cfg.sim.symbols,
+    ]);
+    await client.query('COMMIT');
+    return true;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}

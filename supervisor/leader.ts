@@ -1,0 +1,104 @@
+/**
+ * Leader lease in KV `supervisor-leader`: `create` takes a free lease, `update` with the last
+ * revision renews it (well inside the bucket TTL), and any failed renewal or a renewal older
+ * than the TTL means the lease is lost. Callers check `assertHeld()` before every write, so a
+ * stale leader that wakes up never acts on an old belief.
+ */
+import { hostname } from 'node:os';
+import type { KV } from '@nats-io/kv';
+import type { Clock } from '../core/clock.ts';
+import { NotLeaderError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { encodeJson, SCHEMA_VERSION } from '../core/protocol/index.ts';
+
+const KEY = 'leader';
+
+export class LeaderLease {
+  private revision = 0;
+  private renewedAt = Number.NEGATIVE_INFINITY;
+  private since = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly id: string,
+    private readonly ttlMs: number,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly onChange: (leader: boolean) => void = () => {},
+  ) {}
+
+  get isLeader(): boolean {
+    return this.revision > 0 && this.clock.now() - this.renewedAt < this.ttlMs * 0.8;
+  }
+
+  /** Revision of the lease this leader holds (an epoch for what it writes). */
+  get epoch(): number {
+    return this.revision;
+  }
+
+  assertHeld(): void {
+    if (!this.isLeader) throw new NotLeaderError(`lease revision ${this.revision} not renewed in time`);
+  }
+
+  start(): void {
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), Math.max(200, Math.floor(this.ttlMs / 4)));
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.revision > 0) {
+      // Release early so a standby takes over without waiting for the TTL.
+      await this.kv.delete(KEY, { previousSeq: this.revision }).catch(() => {});
+      this.lose('released');
+    }
+  }
+
+  private record() {
+    const now = this.clock.now();
+    return encodeJson({
+      v: SCHEMA_VERSION,
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      since: this.since || now,
+      renewedAt: now,
+    });
+  }
+
+  async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    const started = this.clock.now();
+    try {
+      if (this.revision > 0) {
+        this.revision = await this.kv.update(KEY, this.record(), this.revision);
+        this.renewedAt = started;
+      } else {
+        this.since = started;
+        this.revision = await this.kv.create(KEY, this.record());
+        this.renewedAt = started;
+        this.log.info({ supervisor: this.id, revision: this.revision }, 'became leader');
+        this.onChange(true);
+      }
+    } catch (e) {
+      if (this.revision > 0) {
+        this.log.warn({ err: e }, 'lost the leader lease');
+        this.lose('renew failed');
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private lose(_why: string): void {
+    const was = this.revision > 0;
+    this.revision = 0;
+    this.since = 0;
+    this.renewedAt = Number.NEGATIVE_INFINITY;
+    if (was) this.onChange(false);
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Cluster supervisor: the leader turns the desired actor set (Postgres) and the live workers
+ * (KV `workers`, swept by timestamp since NATS 2.9 sends no event when a TTL expires a key)
+ * into assignments in KV `actor-assign`. It reacts to symbol changes through LISTEN/NOTIFY and
+ * a poll, and only writes while it holds the lease.
+ */
+import type { KvWatchEntry } from '@nats-io/kv';
+import type { Service } from '@nats-io/services';
+import type pg from 'pg';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import type { Pool } from '../core/db.ts';
+import type { Logger } from '../core/log.ts';
+import { registerMicroService } from '../core/micro.ts';
+import type { Topology } from '../core/nats.ts';
+import {
+  type ActorSpec,
+  type Assignment,
+  assignmentSchema,
+  decodeJson,
+  encodeJson,
+  SCHEMA_VERSION,
+  SERVICES,
+  validateWith,
+  workerRecordSchema,
+} from '../core/protocol/index.ts';
+import { loadDesired, seedSimulator } from './desired.ts';
+import { LeaderLease } from './leader.ts';
+import { place } from './placement.ts';
+
+export interface SupervisorOptions {
+  id: string;
+  topo: Topology;
+  cfg: Config;
+  pool: Pool;
+  clock: Clock;
+  log: Logger;
+}
+
+const DESIRED_REFRESH_MS = 2000;
+
+export class ClusterSupervisor {
+  readonly lease: LeaderLease;
+  private readonly assignments = new Map<string, Assignment>();
+  private desired: ActorSpec[] = [];
+  private desiredAt = Number.NEGATIVE_INFINITY;
+  private desiredDirty = true;
+  private timer: NodeJS.Timeout | null = null;
+  private watcher: { stop(): void } | null = null;
+  private listener: pg.PoolClient | null = null;
+  private service: Service | null = null;
+  private running = false;
+  private reconciling = false;
+  private liveWorkers: string[] = [];
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.lease = new LeaderLease(
+      opts.topo.kv.leader,
+      opts.id,
+      opts.cfg.supervisor.leaseTtlMs,
+      opts.clock,
+      opts.log,
+      (l) => {
+        if (l) void this.reconcile();
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    if (await seedSimulator(this.opts.pool, this.opts.cfg))
+      this.opts.log.info('seeded the simulator exchange and symbols');
+    const watcher = await this.opts.topo.kv.assign.watch({ key: '>' });
+    this.watcher = watcher;
+    void (async () => {
+      for await (const e of watcher) this.onAssignment(e);
+    })().catch((err) => this.opts.log.error({ err }, 'assignment watch ended'));
+    await this.listen();
+    this.lease.start();
+    this.timer = setInterval(() => void this.reconcile(), this.opts.cfg.supervisor.pollMs);
+    this.timer.unref();
+    this.service = await registerMicroService(this.opts.topo.nc, {
+      name: SERVICES.supervisor,
+      role: 'supervisor',
+      instance: this.opts.id,
+      description: 'tickmesh supervisor: desired actors, placement, leader lease',
+      log: this.opts.log,
+      endpoints: {
+        status: () => this.status(),
+        actors: () =>
+          [...this.assignments.entries()].map(([id, a]) => ({ id, worker: a.worker, kind: a.spec.kind })),
+      },
+    });
+  }
+
+  status() {
+    return {
+      supervisor: this.opts.id,
+      leader: this.lease.isLeader,
+      epoch: this.lease.epoch,
+      desired: this.desired.length,
+      assigned: this.assignments.size,
+      workers: this.liveWorkers,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    this.watcher?.stop();
+    await this.service?.stop().catch(() => {});
+    if (this.listener) {
+      this.listener.removeAllListeners('notification');
+      await this.listener.query('UNLISTEN *').catch(() => {});
+      this.listener.release();
+      this.listener = null;
+    }
+    await this.lease.stop();
+  }
+
+  private async listen(): Promise<void> {
+    try {
+      const client = await this.opts.pool.connect();
+      client.on('notification', () => {
+        this.desiredDirty = true;
+        void this.reconcile();
+      });
+      client.on('error', () => {
+        this.listener = null;
+      });
+      await client.query('LISTEN tickmesh_symbols');
+      this.listener = client;
+    } catch (err) {
+      this.opts.log.warn({ err }, 'LISTEN failed; relying on polling');
+    }
+  }
+
+  private onAssignment(e: KvWatchEntry): void {
+    if (e.operation !== 'PUT') {
+      this.assignments.delete(e.key);
+      return;
+    }
+    const parsed = decodeJson(e.value);
+    const checked = parsed.ok ? validateWith(assignmentSchema, parsed.value) : parsed;
+    if (checked.ok) this.assignments.set(e.key, checked.value);
+  }
+
+  private async readWorkers(): Promise<string[]> {
+    const now = this.opts.clock.now();
+    const ttl = this.opts.cfg.health.ttlMs;
+    const live: string[] = [];
+    for await (const key of await this.opts.topo.kv.workers.keys()) {
+      const entry = await this.opts.topo.kv.workers.get(key);
+      if (entry?.operation !== 'PUT') continue;
+      const parsed = decodeJson(entry.value);
+      const rec = parsed.ok ? validateWith(workerRecordSchema, parsed.value) : parsed;
+      if (rec.ok && !rec.value.draining && now - rec.value.updatedAt <= ttl) live.push(rec.value.id);
+    }
+    return live.sort();
+  }
+
+  async reconcile(): Promise<void> {
+    if (!this.running || this.reconciling || !this.lease.isLeader) return;
+    this.reconciling = true;
+    try {
+      const now = this.opts.clock.now();
+      if (this.desiredDirty || now - this.desiredAt >= DESIRED_REFRESH_MS) {
+        this.desiredDirty = false;
+        this.desired = await loadDesired(this.opts.pool, this.opts.cfg);
+        this.desiredAt = now;
+      }
+      this.liveWorkers = await this.readWorkers();
+      const desiredById = new Map(this.desired.map((s) => [s.id, s]));
+      const kv = this.opts.topo.kv.assign;
+      for (const id of [...this.assignments.keys()]) {
+        if (desiredById.has(id)) continue;
+        this.lease.assertHeld();
+        await kv.delete(id);
+        this.assignments.delete(id);
+        this.opts.log.info({ actor: id }, 'actor no longer desired');
+      }
+      if (this.liveWorkers.length === 0) return;
+      const current = new Map([...this.assignments].map(([id, a]) => [id, a.worker]));
+      const plan = place([...desiredById.keys()], this.liveWorkers, current);
+      for (const [id, worker] of plan) {
+        const spec = desiredById.get(id)!;
+        const cur = this.assignments.get(id);
+        if (cur && cur.worker === worker && JSON.stringify(cur.spec) === JSON.stringify(spec)) continue;
+        this.lease.assertHeld();
+        const a: Assignment = {
+          v: SCHEMA_VERSION,
+          worker,
+          spec,
+          epoch: this.lease.epoch,
+          assignedAt: this.opts.clock.now(),
+        };
+        await kv.put(id, encodeJson(a));
+        this.assignments.set(id, a);
+        this.opts.log.info({ actor: id, worker, from: cur?.worker }, 'actor assigned');
+      }
+    } catch (err) {
+      this.opts.log.warn({ err }, 'reconcile failed');
+    } finally {
+      this.reconciling = false;
+    }
+  }
+}
