@@ -12,7 +12,12 @@ describe('loadConfig', () => {
   });
 
   it('reads the environment with types', () => {
-    const cfg = loadConfig({ PORT: '4100', SIM_ENABLED: 'false', SIM_RATE: '250', NATS_URL: 'nats://x:4222' });
+    const cfg = loadConfig({
+      PORT: '4100',
+      SIM_ENABLED: 'false',
+      SIM_RATE: '250',
+      NATS_URL: 'nats://x:4222',
+    });
     expect(cfg.gateway.port).toBe(4100);
     expect(cfg.sim.enabled).toBe(false);
     expect(cfg.sim.rate).toBe(250);

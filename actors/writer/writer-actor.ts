@@ -2,7 +2,8 @@
  * BarWriter (`writer.bars`): consumes closed bars from BARS through a durable consumer and
  * upserts them in batches (size- or time-bounded). Messages are acknowledged only after their
  * batch committed; a database outage stalls the writer (retried with backoff) instead of
- * losing bars, and redelivery is harmless because the upsert is idempotent.
+ * losing bars, and redelivery is harmless because the upsert is idempotent. A new session
+ * resumes right after the ack floor (see openConsumer).
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
@@ -50,19 +51,7 @@ export class BarWriterActor implements ActorBehavior {
       // Keep unacknowledged messages from being redelivered while we wait for the database.
       for (const { msg } of this.batch) msg.working();
     });
-    await topo.jsm.consumers
-      .add(STREAMS.bars, {
-        durable_name: consumers.barWriter,
-        filter_subject: subjects.barAll,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: nanos(60_000),
-        max_ack_pending: cfg.writer.batchSize * 4,
-        deliver_policy: DeliverPolicy.All,
-      })
-      .catch(async (e) => {
-        // Exists already (another session, or a config update): keep its position.
-        if (!(await topo.jsm.consumers.info(STREAMS.bars, consumers.barWriter).catch(() => null))) throw e;
-      });
+    await this.openConsumer();
     const consumer = await topo.js.consumers.get(STREAMS.bars, consumers.barWriter);
     const messages = await consumer.consume({ max_messages: cfg.writer.batchSize });
     const pump = (async () => {
@@ -115,6 +104,28 @@ export class BarWriterActor implements ActorBehavior {
       await pump;
     }
     if (!ctx.signal.aborted) throw new Error('bar consumer ended unexpectedly');
+  }
+
+  /**
+   * Recreates the durable consumer just after its ack floor. Messages a dead session held
+   * unacknowledged are then delivered at once instead of after ack_wait; those already
+   * acknowledged past the floor are upserted again, which changes nothing.
+   */
+  private async openConsumer(): Promise<void> {
+    const { topo, cfg } = this.deps;
+    const existing = await topo.jsm.consumers.info(STREAMS.bars, consumers.barWriter).catch(() => null);
+    const floor = existing?.ack_floor.stream_seq ?? 0;
+    if (existing) await topo.jsm.consumers.delete(STREAMS.bars, consumers.barWriter).catch(() => false);
+    await topo.jsm.consumers.add(STREAMS.bars, {
+      durable_name: consumers.barWriter,
+      filter_subject: subjects.barAll,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(30_000),
+      max_ack_pending: cfg.writer.batchSize * 4,
+      ...(floor > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
   }
 
   private async flush(ctx: ActorContext, dbRetry: ReturnType<typeof retry>): Promise<void> {

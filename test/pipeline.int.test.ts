@@ -1,0 +1,222 @@
+/**
+ * End to end on a real nats-server and a fresh PostgreSQL database: trades with past
+ * timestamps → symbol actor → BARS → writer → candles, read back over GraphQL (HTTP) and over a
+ * graphql-ws subscription, without waiting for wall-clock minutes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import type { Config } from '../core/config.ts';
+import { type Bar, encodeJson, subjects, type Timeframe } from '../core/protocol/index.ts';
+import {
+  type RoleHandle,
+  startGatewayRole,
+  startSupervisorRole,
+  startWorkerRole,
+} from '../launcher/roles.ts';
+import { collect, gql, wsClient } from './support/graphql.ts';
+import {
+  eventually,
+  freshDatabase,
+  startTestNats,
+  type TestDb,
+  type TestNats,
+  testConfig,
+  testLog,
+  topology,
+} from './support/infra.ts';
+import { publishTrades, syntheticTrades } from './support/trades.ts';
+
+const EX = 'test';
+const SYM = 'BTC/USDT';
+const START = Date.UTC(2024, 0, 2, 0, 0, 0);
+
+interface CandleRow {
+  timeMs: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  trades: number;
+  gap: number;
+  closed: boolean;
+  revision: number;
+}
+
+const CANDLES = `query($tf: String!, $from: String) {
+  candles(exchange: "test", symbol: "BTC/USDT", timeframe: $tf, from: $from, limit: 5000) {
+    timeMs open high low close volume trades gap closed revision
+  }
+}`;
+
+function expectSameBars(got: CandleRow[], want: Bar[]) {
+  expect(got.map((c) => c.timeMs)).toEqual(want.map((b) => b.t));
+  got.forEach((c, i) => {
+    const b = want[i]!;
+    expect(c).toMatchObject({
+      open: b.o,
+      high: b.h,
+      low: b.l,
+      close: b.c,
+      trades: b.n,
+      gap: b.gap,
+      closed: true,
+    });
+    expect(c.volume).toBeCloseTo(b.vol, 9);
+  });
+}
+
+describe('pipeline end to end', () => {
+  let nats: TestNats;
+  let db: TestDb;
+  let cfg: Config;
+  let base: string;
+  const roles: RoleHandle[] = [];
+
+  beforeAll(async () => {
+    nats = await startTestNats();
+    db = await freshDatabase();
+    cfg = testConfig(nats, db);
+    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test feed', 'external')`);
+    await db.pool.query(
+      `INSERT INTO symbols (exchange, symbol) VALUES ('test', 'BTC/USDT'), ('test', 'BRK.B')`,
+    );
+    roles.push(await startSupervisorRole(cfg, testLog));
+    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
+    const gateway = await startGatewayRole(cfg, testLog);
+    roles.push(gateway);
+    base = gateway.url;
+  });
+
+  afterAll(async () => {
+    for (const r of roles.reverse()) await r.stop();
+    await db?.[Symbol.asyncDispose]();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('lists symbols and shows every desired actor running', async () => {
+    const symbols = await gql<{ symbols: unknown[] }>(base, '{ symbols { exchange symbol active } }');
+    expect(symbols.data?.symbols).toEqual([
+      { exchange: 'test', symbol: 'BRK.B', active: true },
+      { exchange: 'test', symbol: 'BTC/USDT', active: true },
+    ]);
+    const ids = await eventually(async () => {
+      const r = await gql<{ actors: { id: string; status: string }[] }>(
+        base,
+        '{ actors { id kind status restarts } }',
+      );
+      const running = r.data?.actors.filter((a) => a.status === 'running').map((a) => a.id) ?? [];
+      return running.length === 3 ? running : null;
+    }, 'three running actors');
+    expect(ids).toEqual(['symbol.test.BRK_B', 'symbol.test.BTC-USDT', 'writer.bars']);
+  });
+
+  it('turns trades with past timestamps into closed bars, over GraphQL and a subscription', async () => {
+    const ws = wsClient(base);
+    const sub = collect<CandleRow>(
+      ws,
+      'subscription { candles(exchange: "test", symbol: "BTC/USDT", timeframe: "1m") { timeMs open high low close volume trades gap closed revision } }',
+    );
+    // Let the subscription reach the gateway's NATS subscription before trades flow.
+    await eventually(
+      async () =>
+        (await fetch(`${base}/metrics`).then((r) => r.text())).includes('tickmesh_graphql_subscriptions 1'),
+      'subscription registered',
+    );
+    const trades = syntheticTrades({ start: START, count: 3000 });
+    // A final trade hours later closes every bar up to 4h; it stays in a forming bar itself.
+    const closer = { id: '999999', ts: START + 6 * 3600_000, px: 100, qty: 1, side: 'buy' as const };
+    await using topo = await topology(cfg);
+    await publishTrades(topo.js, EX, SYM, trades);
+    await publishTrades(topo.js, EX, SYM, [closer]);
+
+    const want: Record<Timeframe, Bar[]> = {} as Record<Timeframe, Bar[]>;
+    for (const tf of ['1m', '5m', '15m', '1h', '4h'] as const) want[tf] = barsFromTrades(EX, SYM, tf, trades);
+    expect(want['1m'].some((b) => b.gap > 0)).toBe(true);
+
+    for (const tf of ['1m', '5m', '15m', '1h', '4h'] as const) {
+      const rows = await eventually(async () => {
+        const r = await gql<{ candles: CandleRow[] }>(base, CANDLES, { tf, from: String(START) });
+        return r.data && r.data.candles.length >= want[tf].length ? r.data.candles : null;
+      }, `${tf} candles`);
+      expectSameBars(rows, want[tf]);
+    }
+    // The subscription saw forming updates and every closed 1m bar, in order.
+    await sub.until((items) => items.filter((c) => c.closed).length >= want['1m'].length, 'closed 1m bars');
+    expect(sub.items.some((c) => !c.closed)).toBe(true);
+    expectSameBars(
+      sub.items.filter((c) => c.closed),
+      want['1m'],
+    );
+    expect(sub.errors).toEqual([]);
+    sub.dispose();
+    await ws.dispose();
+  });
+
+  it('ignores a re-published batch (Nats-Msg-Id) and changes no stored bar', async () => {
+    const before = await db.pool.query(
+      'SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, updated_at FROM candles ORDER BY 1,2,3,4',
+    );
+    await using topo = await topology(cfg);
+    const again = await publishTrades(topo.js, EX, SYM, syntheticTrades({ start: START, count: 3000 }));
+    expect(again.every((a) => a.duplicate)).toBe(true);
+    const after = await db.pool.query(
+      'SELECT exchange, symbol, timeframe, ts, open, high, low, close, volume, updated_at FROM candles ORDER BY 1,2,3,4',
+    );
+    expect(after.rows).toEqual(before.rows);
+  });
+
+  it('quarantines malformed frames and bad trades without crashing or losing good trades', async () => {
+    await using topo = await topology(cfg);
+    const quarantined: string[] = [];
+    const qsub = topo.nc.subscribe(subjects.quarantine(EX, 'BRK.B'), {
+      callback: (_e, m) => void quarantined.push(JSON.parse(new TextDecoder().decode(m.data)).reason),
+    });
+    const t0 = START + 86_400_000;
+    await topo.js.publish(subjects.trade(EX, 'BRK.B'), new TextEncoder().encode('{not json'), {
+      msgID: 'garbage-1',
+    });
+    await topo.js.publish(
+      subjects.trade(EX, 'BRK.B'),
+      encodeJson({
+        v: 1,
+        ex: EX,
+        sym: 'BRK.B',
+        trades: [
+          { id: 'a1', ts: t0 + 1000, px: 10, qty: 1 },
+          { id: 'a2', ts: t0 + 2000, px: -5, qty: 1 },
+          { id: 'a3', ts: t0 + 3000, px: Number.NaN, qty: 1 },
+          { id: 'a4', ts: t0 + 4000, px: 12, qty: 2 },
+        ],
+      }),
+      { msgID: 'mixed-1' },
+    );
+    await topo.js.publish(
+      subjects.trade(EX, 'BRK.B'),
+      encodeJson({ v: 1, ex: EX, sym: 'BRK.B', trades: [{ id: 'a5', ts: t0 + 120_000, px: 11, qty: 1 }] }),
+      { msgID: 'close-1' },
+    );
+    const row = await eventually(async () => {
+      const r = await db.pool.query(
+        `SELECT open, high, low, close, volume, trades FROM candles WHERE symbol = 'BRK.B' AND timeframe = '1m'`,
+      );
+      return r.rows[0];
+    }, 'BRK.B bar');
+    expect(row).toEqual({ open: 10, high: 12, low: 10, close: 12, volume: 3, trades: 2 });
+    await eventually(async () => quarantined.length >= 3, 'three quarantine messages');
+    expect(quarantined[0]).toMatch(/not JSON/);
+    expect(quarantined.slice(1)).toEqual([
+      'px must be a finite number > 0',
+      'px must be a finite number > 0',
+    ]);
+    qsub.unsubscribe();
+    const actors = await gql<{ actors: { id: string; status: string; restarts: number }[] }>(
+      base,
+      '{ actors { id status restarts } }',
+    );
+    expect(actors.data?.actors.find((a) => a.id === 'symbol.test.BRK_B')).toMatchObject({
+      status: 'running',
+      restarts: 0,
+    });
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Real infrastructure for integration tests: a private nats-server (temporary store, free
+ * port) and a fresh, migrated database per test file. Dispose both with `await using` or in an
+ * afterAll hook.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { type Config, loadConfig } from '../../core/config.ts';
+import { createPool, type Pool } from '../../core/db.ts';
+import { createLogger, type Logger } from '../../core/log.ts';
+import { migrate } from '../../core/migrate.ts';
+import { connectNats, ensureTopology, type Topology } from '../../core/nats.ts';
+import { startNatsServer } from '../../launcher/embedded-nats.ts';
+
+export const testLog: Logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+
+export interface TestNats extends AsyncDisposable {
+  url: string;
+  dir: string;
+  stop(): Promise<void>;
+  /** Stops the server and starts it again on the same store and port. */
+  restart(): Promise<void>;
+}
+
+export async function startTestNats(): Promise<TestNats> {
+  const dir = mkdtempSync(join(tmpdir(), 'tickmesh-nats-'));
+  let server = await startNatsServer(dir, testLog, 0);
+  const port = server.port;
+  const nats: TestNats = {
+    url: server.url,
+    dir,
+    async stop() {
+      await server.stop();
+    },
+    async restart() {
+      await server.stop();
+      server = await startNatsServer(dir, testLog, port);
+      if (server.port !== port) throw new Error(`nats-server came back on ${server.port}, not ${port}`);
+    },
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return nats;
+}
+
+export interface TestDb extends AsyncDisposable {
+  url: string;
+  name: string;
+  pool: Pool;
+}
+
+export async function freshDatabase(): Promise<TestDb> {
+  const adminUrl = inject('pgAdminUrl');
+  const name = `tm_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  await migrate(url, testLog);
+  const pool = createPool(url, 5);
+  return {
+    url,
+    name,
+    pool,
+    async [Symbol.asyncDispose]() {
+      await pool.end().catch(() => {});
+      const a = new pg.Client({ connectionString: adminUrl });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+/** A config for tests: fast heartbeats and polling, no simulator unless asked. */
+export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string, unknown> = {}): Config {
+  return loadConfig(
+    {},
+    deepMerge(
+      {
+        nats: { url: nats.url },
+        database: { url: db.url, poolMax: 5 },
+        gateway: { host: '127.0.0.1', port: 0 },
+        sim: { enabled: false },
+        bars: { graceMs: 200, formingThrottleMs: 50, snapshotIntervalMs: 200 },
+        health: { heartbeatMs: 300, ttlMs: 2000 },
+        supervisor: { pollMs: 200, leaseTtlMs: 3000 },
+        writer: { flushMs: 20 },
+      },
+      overrides,
+    ),
+  );
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object'
+        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export async function topology(cfg: Config, name = 'test'): Promise<Topology & AsyncDisposable> {
+  const nc = await connectNats(cfg.nats.url!, name);
+  const topo = await ensureTopology(nc, cfg);
+  return Object.assign(topo, {
+    async [Symbol.asyncDispose]() {
+      await nc.close();
+    },
+  });
+}
+
+/** Polls `probe` until it returns a truthy value (an event-less condition such as a DB row). */
+export async function eventually<T>(
+  probe: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,53 @@
+/** Deterministic trade sequences with past timestamps, and publishing them like an exchange actor. */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { encodeJson, msgIds, SCHEMA_VERSION, subjects, type Trade } from '../../core/protocol/index.ts';
+
+/** A random walk with bursts and quiet stretches (whole empty minutes), reproducible from `seed`. */
+export function syntheticTrades(opts: {
+  start: number;
+  count: number;
+  seed?: number;
+  firstId?: number;
+}): Trade[] {
+  let s = opts.seed ?? 7;
+  const rand = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+  const out: Trade[] = [];
+  let ts = opts.start;
+  let px = 100;
+  for (let i = 0; i < opts.count; i++) {
+    const r = rand();
+    // Mostly sub-second spacing, sometimes a pause of a few minutes (empty buckets).
+    ts += r < 0.02 ? 120_000 + Math.floor(rand() * 180_000) : Math.floor(rand() * 3000);
+    px = Math.max(1, px * (1 + (rand() - 0.5) * 0.01));
+    out.push({
+      id: String((opts.firstId ?? 1) + i),
+      ts,
+      px: Number(px.toFixed(4)),
+      qty: Number((rand() * 2).toFixed(6)),
+      side: rand() < 0.5 ? 'buy' : 'sell',
+    });
+  }
+  return out;
+}
+
+export async function publishTrades(
+  js: JetStreamClient,
+  ex: string,
+  sym: string,
+  trades: readonly Trade[],
+  batch = 50,
+) {
+  const acks = [];
+  for (let i = 0; i < trades.length; i += batch) {
+    const chunk = trades.slice(i, i + batch);
+    acks.push(
+      js.publish(subjects.trade(ex, sym), encodeJson({ v: SCHEMA_VERSION, ex, sym, trades: chunk }), {
+        msgID: msgIds.trades(ex, sym, chunk[0]!.id, chunk.at(-1)!.id),
+      }),
+    );
+  }
+  return Promise.all(acks);
+}
