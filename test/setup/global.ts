@@ -5,7 +5,7 @@
  * nats-server (see support/nats.ts), so files never share streams or KV state.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -45,6 +45,7 @@ export default async function setup(project: TestProject) {
   let url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   if (!(await reachable(url))) {
     dir = mkdtempSync(join(tmpdir(), 'tickmesh-pg-'));
+    chmodSync(dir, 0o755); // the postgres user (when we are root) must reach it
     embedded = await startEmbeddedPostgres(dir, createLogger('warn'), 0);
     url = embedded.url.replace(/\/tickmesh$/, '/postgres');
   }

@@ -1,0 +1,77 @@
+/**
+ * The built dashboard in headless Chromium against the running system: history from the
+ * candles query, then live updates from the graphql-ws subscription, and a timeframe switch.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type RoleHandle,
+  startGatewayRole,
+  startSupervisorRole,
+  startWorkerRole,
+} from '../launcher/roles.ts';
+import { launchChromium, openDashboard, readProbe, waitForLiveChart } from './browser/chromium.ts';
+import {
+  freshDatabase,
+  startTestNats,
+  type TestDb,
+  type TestNats,
+  testConfig,
+  testLog,
+} from './support/infra.ts';
+
+describe('dashboard in Chromium', () => {
+  let nats: TestNats;
+  let db: TestDb;
+  let base: string;
+  let browser: Browser;
+  const roles: RoleHandle[] = [];
+
+  beforeAll(async () => {
+    nats = await startTestNats();
+    db = await freshDatabase();
+    const cfg = testConfig(nats, db, { sim: { enabled: true, rate: 50 } });
+    roles.push(await startSupervisorRole(cfg, testLog));
+    // History for the chart: 60 closed bars before the current minute.
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    await db.pool.query(
+      `INSERT INTO candles (exchange, symbol, timeframe, ts, open, high, low, close, volume, trades)
+       SELECT 'sim', 'BTC/USDT', '1m', to_timestamp(($1::float8 - i * 60000) / 1000), 60000 + i, 60010 + i, 59990 + i, 60005 + i, 1 + i, 10
+         FROM generate_series(1, 60) AS i`,
+      [now],
+    );
+    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
+    const gw = await startGatewayRole(cfg, testLog);
+    roles.push(gw);
+    base = gw.url;
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const r of roles.reverse()) await r.stop();
+    await db?.[Symbol.asyncDispose]();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('shows history, then live candles, and follows a timeframe switch', async () => {
+    const page = await openDashboard(browser, `${base}/?exchange=sim&symbol=BTC%2FUSDT&timeframe=1m`);
+    const probe = await waitForLiveChart(page, 3, 20_000);
+    expect(probe.series).toBe('sim:BTC/USDT:1m');
+    expect(probe.candlesLoaded).toBeGreaterThanOrEqual(60);
+    const price = Number(await page.getByTestId('last-price').getAttribute('data-value'));
+    expect(price).toBeGreaterThan(0);
+    await page.getByTestId('timeframe-select').selectOption('5m');
+    await page.waitForFunction(
+      () => {
+        const p = (window as unknown as { __tickmesh?: { series: string; liveUpdates: number } }).__tickmesh;
+        return p?.series === 'sim:BTC/USDT:5m' && p.liveUpdates >= 2;
+      },
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect((await readProbe(page))?.series).toBe('sim:BTC/USDT:5m');
+    await page.screenshot({ path: `${process.env.TMPDIR ?? '/tmp'}/tickmesh-dashboard.png` });
+    await page.close();
+  });
+});

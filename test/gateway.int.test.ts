@@ -1,0 +1,137 @@
+/**
+ * The gateway's contract: clear GraphQL errors for bad arguments, symbol mutations that start
+ * and stop actors within seconds, ops endpoints, and one NATS subscription per topic shared by
+ * every GraphQL subscriber.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type RoleHandle,
+  startGatewayRole,
+  startSupervisorRole,
+  startWorkerRole,
+} from '../launcher/roles.ts';
+import { collect, gql, wsClient } from './support/graphql.ts';
+import {
+  eventually,
+  freshDatabase,
+  startTestNats,
+  type TestDb,
+  type TestNats,
+  testConfig,
+  testLog,
+} from './support/infra.ts';
+
+describe('gateway', () => {
+  let nats: TestNats;
+  let db: TestDb;
+  let base: string;
+  const roles: RoleHandle[] = [];
+
+  beforeAll(async () => {
+    nats = await startTestNats();
+    db = await freshDatabase();
+    const cfg = testConfig(nats, db);
+    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test feed', 'external')`);
+    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('test', 'AAPL')`);
+    roles.push(await startSupervisorRole(cfg, testLog));
+    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
+    const gw = await startGatewayRole(cfg, testLog);
+    roles.push(gw);
+    base = gw.url;
+  });
+
+  afterAll(async () => {
+    for (const r of roles.reverse()) await r.stop();
+    await db?.[Symbol.asyncDispose]();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  const candles = (args: string) => gql(base, `{ candles(${args}) { time } }`);
+  const code = (r: Awaited<ReturnType<typeof gql>>) => r.errors?.[0]?.extensions?.code;
+
+  it.each([
+    ['exchange: "test", symbol: "NOPE", timeframe: "1m"', 'TM_ERR_UNKNOWN_SYMBOL', /unknown symbol "NOPE"/],
+    ['exchange: "test", symbol: "AAPL", timeframe: "2m"', 'TM_ERR_UNKNOWN_TIMEFRAME', /use one of 1m, 5m/],
+    ['exchange: "test", symbol: "AAPL", timeframe: "1m", limit: 100000', 'TM_ERR_LIMIT', /maximum of 5000/],
+    [
+      'exchange: "test", symbol: "AAPL", timeframe: "1m", limit: 0',
+      'TM_ERR_BAD_ARGUMENT',
+      /positive integer/,
+    ],
+    [
+      'exchange: "test", symbol: "AAPL", timeframe: "1m", from: "yesterday-ish"',
+      'TM_ERR_BAD_ARGUMENT',
+      /neither ISO-8601/,
+    ],
+    [`exchange: "test", symbol: "${'X'.repeat(80)}", timeframe: "1m"`, 'TM_ERR_INVALID_SYMBOL', /length/],
+  ])('candles(%s) fails with %s', async (args, want, message) => {
+    const r = await candles(args);
+    expect(code(r)).toBe(want);
+    expect(r.errors?.[0]?.message).toMatch(message);
+  });
+
+  it('rejects a query that is not valid GraphQL with a GraphQL error, not a crash', async () => {
+    const r = await gql(base, '{ candles(exchange: 1) { nope } }');
+    expect(r.errors?.length).toBeGreaterThan(0);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('starts a symbol actor within 5 s of addSymbol and stops it within 5 s of deactivation', async () => {
+    const actorIds = async () =>
+      (
+        (await gql<{ actors: { id: string; status: string }[] }>(base, '{ actors { id status } }')).data
+          ?.actors ?? []
+      )
+        .filter((a) => a.status === 'running')
+        .map((a) => a.id);
+    await eventually(async () => (await actorIds()).includes('symbol.test.AAPL'), 'AAPL actor');
+    const added = await gql(
+      base,
+      'mutation { addSymbol(exchange: "test", symbol: "BRK-B") { exchange symbol active } }',
+    );
+    expect(added.data).toEqual({ addSymbol: { exchange: 'test', symbol: 'BRK-B', active: true } });
+    const t0 = Date.now();
+    await eventually(async () => (await actorIds()).includes('symbol.test.BRK=2DB'), 'BRK-B actor', 5000);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const off = await gql(
+      base,
+      'mutation { setSymbolActive(exchange: "test", symbol: "BRK-B", active: false) { active } }',
+    );
+    expect(off.data).toEqual({ setSymbolActive: { active: false } });
+    await eventually(
+      async () => !(await actorIds()).includes('symbol.test.BRK=2DB'),
+      'BRK-B actor gone',
+      5000,
+    );
+    const bad = await gql(base, 'mutation { addSymbol(exchange: "nowhere", symbol: "X") { symbol } }');
+    expect(code(bad)).toBe('TM_ERR_UNKNOWN_EXCHANGE');
+  });
+
+  it('shares one NATS subscription per topic among all GraphQL subscribers', async () => {
+    const clients = [wsClient(base), wsClient(base), wsClient(base)];
+    const q = 'subscription { candles(exchange: "test", symbol: "AAPL", timeframe: "5m") { time } }';
+    const subs = clients.map((c) => collect(c, q));
+    const metric = async (name: string) => {
+      const text = await fetch(`${base}/metrics`).then((r) => r.text());
+      return Number(text.match(new RegExp(`^${name} (\\d+)`, 'm'))?.[1] ?? Number.NaN);
+    };
+    await eventually(
+      async () => (await metric('tickmesh_graphql_subscriptions')) === 3,
+      'three subscriptions',
+    );
+    expect(await metric('tickmesh_gateway_nats_topics')).toBe(1);
+    for (const s of subs) s.dispose();
+    await eventually(async () => (await metric('tickmesh_gateway_nats_topics')) === 0, 'topic released');
+    await Promise.all(clients.map((c) => c.dispose()));
+  });
+
+  it('serves readiness, metrics and the dashboard', async () => {
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, checks: { nats: 'ok', database: 'ok' } });
+    const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/tickmesh_process_resident_memory_bytes/);
+    const index = await fetch(`${base}/`);
+    expect(index.status).toBe(200);
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * Recorded market data tier (runs when ../shared/data is present, see vitest.config.ts):
+ * 12,477 real Binance XRP/ETH trades with real bursts and long quiet stretches go through the
+ * running pipeline; the stored bars of every timeframe equal the bars computed directly from
+ * the recorded trade list.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { barsFromTrades } from '../../actors/symbol/bar-builder.ts';
+import { TIMEFRAMES, type Trade } from '../../core/protocol/index.ts';
+import { type RoleHandle, startSupervisorRole, startWorkerRole } from '../../launcher/roles.ts';
+import {
+  eventually,
+  freshDatabase,
+  startTestNats,
+  type TestDb,
+  type TestNats,
+  testConfig,
+  testLog,
+  topology,
+} from '../support/infra.ts';
+import { publishTrades } from '../support/trades.ts';
+
+export const RECORDED_TRADES = new URL(
+  '../../../shared/data/binance-XRP_ETH-trades-2019-10.json.gz',
+  import.meta.url,
+);
+
+function loadTrades(): Trade[] {
+  const rows = JSON.parse(gunzipSync(readFileSync(RECORDED_TRADES)).toString()) as [
+    number,
+    string,
+    unknown,
+    string,
+    number,
+    number,
+    number,
+  ][];
+  return rows.map(([ts, id, , side, px, qty]) => ({
+    id: String(id),
+    ts,
+    px,
+    qty,
+    side: side === 'sell' ? 'sell' : 'buy',
+  }));
+}
+
+describe('recorded Binance XRP/ETH trades through the pipeline', () => {
+  let nats: TestNats;
+  let db: TestDb;
+  const roles: RoleHandle[] = [];
+  let cfg: ReturnType<typeof testConfig>;
+
+  beforeAll(async () => {
+    nats = await startTestNats();
+    db = await freshDatabase();
+    cfg = testConfig(nats, db);
+    await db.pool.query(
+      `INSERT INTO exchanges (id, name, kind) VALUES ('binance', 'Binance (recorded)', 'external')`,
+    );
+    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('binance', 'XRP/ETH')`);
+    roles.push(await startSupervisorRole(cfg, testLog));
+    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
+  });
+
+  afterAll(async () => {
+    for (const r of roles.reverse()) await r.stop();
+    await db?.[Symbol.asyncDispose]();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('stores exactly the bars computed from the recorded trades, gaps included', async () => {
+    const trades = loadTrades();
+    expect(trades).toHaveLength(12_477);
+    await using topo = await topology(cfg);
+    await publishTrades(topo.js, 'binance', 'XRP/ETH', trades, 100);
+    const closer: Trade = { id: 'closer', ts: trades.at(-1)!.ts + 3 * 86_400_000, px: 1, qty: 0 };
+    await publishTrades(topo.js, 'binance', 'XRP/ETH', [closer]);
+    for (const tf of TIMEFRAMES) {
+      const want = barsFromTrades('binance', 'XRP/ETH', tf, trades);
+      const rows = await eventually(async () => {
+        const r = await db.pool.query(
+          `SELECT (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades, gap
+             FROM candles WHERE timeframe = $1 ORDER BY ts`,
+          [tf],
+        );
+        return r.rows.length >= want.length ? r.rows : null;
+      }, `${tf} bars`);
+      expect(rows.length).toBe(want.length);
+      rows.forEach((r, i) => {
+        const b = want[i]!;
+        expect([r.t, r.open, r.high, r.low, r.close, r.trades, r.gap]).toEqual([
+          b.t,
+          b.o,
+          b.h,
+          b.l,
+          b.c,
+          b.n,
+          b.gap,
+        ]);
+        expect(r.volume).toBeCloseTo(b.vol, 6);
+      });
+      if (tf === '1m') expect(want.filter((b) => b.gap > 0).length).toBeGreaterThan(100);
+    }
+  });
+});
