@@ -1,0 +1,91 @@
+/**
+ * A quiet market still gets its bar on time: with no further trade, the symbol actor's timer
+ * closes the bar once the estimated exchange clock passes the bucket end plus the grace.
+ * The worker runs on a fake clock, so the test advances time instead of waiting a minute.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import { type RoleHandle, startSupervisorRole, startWorkerRole } from '../launcher/roles.ts';
+import {
+  eventually,
+  freshDatabase,
+  startTestNats,
+  type TestDb,
+  type TestNats,
+  testConfig,
+  testLog,
+  topology,
+} from './support/infra.ts';
+import { publishTrades } from './support/trades.ts';
+
+describe('quiet market', () => {
+  let nats: TestNats;
+  let db: TestDb;
+  let cfg: Config;
+  const clock = new FakeClock(Date.UTC(2024, 5, 1, 12, 0, 30));
+  const roles: RoleHandle[] = [];
+
+  beforeAll(async () => {
+    nats = await startTestNats();
+    db = await freshDatabase();
+    cfg = testConfig(nats, db, { bars: { graceMs: 500 } });
+    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test', 'external')`);
+    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('test', 'QUIET')`);
+    // Supervisor and worker share the fake clock: worker liveness is judged by timestamps.
+    roles.push(await startSupervisorRole(cfg, testLog, clock));
+    roles.push(await startWorkerRole(cfg, testLog, clock, 'w1'));
+  });
+
+  afterAll(async () => {
+    for (const r of roles.reverse()) await r.stop();
+    await db?.[Symbol.asyncDispose]();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('closes the bar by timer, not before bucket end + grace', async () => {
+    await using topo = await topology(cfg);
+    await eventually(
+      async () => (await topo.kv.health.get('symbol.test.QUIET'))?.operation === 'PUT',
+      'actor started',
+    );
+    const t0 = Date.UTC(2024, 5, 1, 12, 0, 0);
+    await publishTrades(topo.js, 'test', 'QUIET', [
+      { id: '1', ts: t0 + 10_000, px: 5, qty: 1 },
+      { id: '2', ts: t0 + 30_000, px: 6, qty: 2 },
+    ]);
+    // Applied = acknowledged by the actor (it acks after applying). The newest trade's
+    // exchange time is the fake wall clock now, so the actor's clock offset is 0.
+    await eventually(async () => {
+      const ci = await topo.jsm.consumers.info('TRADES', 'sym_test_QUIET');
+      return ci.ack_floor.stream_seq === 1 && ci.num_pending === 0;
+    }, 'trades applied');
+    const closed: { t: number; o: number; c: number; vol: number; n: number; closed: boolean }[] = [];
+    let onBar: () => void = () => {};
+    const sub = topo.nc.subscribe('md.bar.1m.test.QUIET', {
+      callback: (_e, m) => {
+        closed.push(JSON.parse(new TextDecoder().decode(m.data)));
+        onBar();
+      },
+    });
+    await topo.nc.flush();
+    // 12:01:00.4: the bucket is over but the grace (500 ms) is not: nothing may close.
+    clock.advance(30_400);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(closed).toEqual([]);
+    const arrived = new Promise<void>((resolve) => {
+      onBar = resolve;
+    });
+    clock.advance(200);
+    await arrived;
+    expect(closed).toEqual([expect.objectContaining({ t: t0, o: 5, c: 6, vol: 3, n: 2, closed: true })]);
+    sub.unsubscribe();
+    // The writer's flush timer runs on the same fake clock.
+    const row = await eventually(async () => {
+      clock.advance(100);
+      return (await db.pool.query(`SELECT open, close, volume, trades FROM candles WHERE timeframe = '1m'`))
+        .rows[0];
+    }, 'bar stored');
+    expect(row).toEqual({ open: 5, close: 6, volume: 3, trades: 2 });
+  });
+});
