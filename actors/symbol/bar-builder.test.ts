@@ -174,3 +174,20 @@ describe('BarBuilder', () => {
     );
   });
 });
+
+describe('BarBuilder trade-id memory', () => {
+  it('forgets only the oldest ids once full, also across a snapshot', () => {
+    const opts3 = { graceMs: 0, revisionWindow: 10, idMemory: 3 };
+    let b = new BarBuilder(emptyState('sim', 'X'), opts3);
+    const ts = Date.UTC(2024, 0, 1);
+    const t = (id: string) => ({ id, ts, px: 1, qty: 1 });
+    b.applyTrades([t('a'), t('b'), t('c'), t('d')]);
+    expect(b.applyTrades([t('b'), t('c'), t('d')]).duplicates).toBe(3);
+    b = new BarBuilder(JSON.parse(JSON.stringify(b.state)) as BuilderState, opts3);
+    expect(b.applyTrades([t('c')]).duplicates).toBe(1);
+    // 'a' was evicted when 'd' arrived, so it counts again.
+    expect(b.applyTrades([t('a')]).duplicates).toBe(0);
+    expect(b.applyTrades([t('b')]).duplicates).toBe(0);
+    expect(b.applyTrades([t('d')]).duplicates).toBe(1);
+  });
+});

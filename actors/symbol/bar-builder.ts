@@ -58,8 +58,10 @@ export interface BuilderState {
   recent1m: ClosedRef[];
   /** Last closed bar per higher timeframe, for revisions and gap counting. */
   lastClosed: Partial<Record<HigherTf, ClosedRef>>;
-  /** Ids of the most recently applied trades, to drop re-delivered ones. */
+  /** Ids of the most recently applied trades (a ring buffer), to drop re-delivered ones. */
   recentIds: string[];
+  /** Next slot to overwrite in `recentIds` once it is full. */
+  idHead?: number;
 }
 
 export interface BuilderOptions {
@@ -245,12 +247,16 @@ export class BarBuilder {
 
   private rememberId(id: string): void {
     const ids = this.state.recentIds;
-    ids.push(id);
     this.idSet.add(id);
-    if (ids.length > this.opts.idMemory) {
-      const dropped = ids.splice(0, ids.length - this.opts.idMemory);
-      for (const d of dropped) this.idSet.delete(d);
+    if (ids.length < this.opts.idMemory) {
+      ids.push(id);
+      return;
     }
+    // Full: overwrite the oldest slot (O(1) per trade; a shifting array costs O(n)).
+    const head = (this.state.idHead ?? 0) % ids.length;
+    this.idSet.delete(ids[head]!);
+    ids[head] = id;
+    this.state.idHead = (head + 1) % ids.length;
   }
 
   private addToForming(trade: Trade, t: number): void {
