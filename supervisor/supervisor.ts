@@ -42,6 +42,8 @@ const DESIRED_REFRESH_MS = 2000;
 export class ClusterSupervisor {
   readonly lease: LeaderLease;
   private readonly assignments = new Map<string, Assignment>();
+  /** Last known KV revision per assignment key: writes are compare-and-set against it. */
+  private readonly revisions = new Map<string, number>();
   private desired: ActorSpec[] = [];
   private desiredAt = Number.NEGATIVE_INFINITY;
   private desiredDirty = true;
@@ -136,6 +138,9 @@ export class ClusterSupervisor {
   }
 
   private onAssignment(e: KvWatchEntry): void {
+    // Our own writes update the cache first; an older entry still in flight must not undo that.
+    if (e.revision <= (this.revisions.get(e.key) ?? 0)) return;
+    this.revisions.set(e.key, e.revision);
     if (e.operation !== 'PUT') {
       this.assignments.delete(e.key);
       return;
@@ -175,7 +180,7 @@ export class ClusterSupervisor {
       for (const id of [...this.assignments.keys()]) {
         if (desiredById.has(id)) continue;
         this.lease.assertHeld();
-        await kv.delete(id);
+        await kv.delete(id, { previousSeq: this.revisions.get(id) });
         this.assignments.delete(id);
         this.opts.log.info({ actor: id }, 'actor no longer desired');
       }
@@ -194,7 +199,10 @@ export class ClusterSupervisor {
           epoch: this.lease.epoch,
           assignedAt: this.opts.clock.now(),
         };
-        await kv.put(id, encodeJson(a));
+        // Compare-and-set: a stale leader whose view is behind a newer leader's writes fails here.
+        const known = cur ? this.revisions.get(id) : undefined;
+        const rev = known ? await kv.update(id, encodeJson(a), known) : await kv.create(id, encodeJson(a));
+        this.revisions.set(id, rev);
         this.assignments.set(id, a);
         this.opts.log.info({ actor: id, worker, from: cur?.worker }, 'actor assigned');
       }
