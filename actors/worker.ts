@@ -49,6 +49,8 @@ export class Worker {
   private service: Service | null = null;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
+  private draining = false;
+  private onIdle: (() => void) | null = null;
 
   constructor(private readonly opts: WorkerOptions) {
     this.id = opts.id;
@@ -88,7 +90,11 @@ export class Worker {
         restart: async (req) => {
           const id = (req as { id?: unknown }).id;
           if (typeof id !== 'string') throw new Error('restart needs {"id": "<actor id>"}');
-          return { id, restarted: await this.sup.restartChild(id) };
+          return { id, worker: this.id, restarted: await this.sup.restartChild(id) };
+        },
+        drain: async () => {
+          void this.drain();
+          return { worker: this.id, draining: true, actors: this.actorIds().length };
         },
       },
     });
@@ -114,8 +120,46 @@ export class Worker {
     return this.sup.cells().map((c) => c.id);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Hands this worker's actors over before it goes: marks itself draining (the supervisor stops
+   * placing actors here and moves the existing ones), then waits until they have moved. With no
+   * other live worker there is nowhere to move to, so it returns at once.
+   */
+  async drain(timeoutMs = 20_000): Promise<void> {
+    this.draining = true;
+    await this.beat();
+    if ((await this.otherLiveWorkers()) === 0 || this.actorIds().length === 0) return;
+    this.opts.log.info({ worker: this.id, actors: this.actorIds().length }, 'draining: handing actors over');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.onIdle = null;
+  }
+
+  private async otherLiveWorkers(): Promise<number> {
+    let n = 0;
+    const now = this.opts.clock.now();
+    try {
+      for await (const key of await this.opts.topo.kv.workers.keys()) {
+        if (key === this.id) continue;
+        const e = await this.opts.topo.kv.workers.get(key);
+        const rec = e?.operation === 'PUT' ? decodeJson(e.value) : null;
+        const w = rec?.ok ? (rec.value as { updatedAt?: number; draining?: boolean }) : null;
+        if (w && !w.draining && now - (w.updatedAt ?? 0) <= this.opts.cfg.health.ttlMs) n++;
+      }
+    } catch {
+      return 0;
+    }
+    return n;
+  }
+
+  async stop(opts: { drain?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
+    if (opts.drain) await this.drain();
     this.stopped = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.resync) clearInterval(this.resync);
@@ -135,7 +179,7 @@ export class Worker {
       pid: process.pid,
       startedAt: this.startedAt,
       updatedAt: this.opts.clock.now(),
-      draining: false,
+      draining: this.draining,
     };
     await this.opts.topo.kv.workers.put(this.id, encodeJson(rec)).catch((err) => {
       this.opts.log.warn({ err }, 'worker heartbeat failed');
@@ -181,7 +225,10 @@ export class Worker {
     const mine = a && a.worker === this.id ? a : null;
     const cell = this.sup.get(id);
     if (!mine) {
-      if (cell) await this.sup.stopChild(id);
+      if (cell) {
+        await this.sup.stopChild(id);
+        if (this.sup.cells().length === 0) this.onIdle?.();
+      }
       return;
     }
     if (cell && JSON.stringify(cell.spec) === JSON.stringify(mine.spec)) return;

@@ -105,12 +105,12 @@ export const configSchema = z
       }),
     health: z
       .object({
-        heartbeatMs: ms.default(2000),
-        /** Bucket TTL of actor-health and workers: about three heartbeats. */
-        ttlMs: ms.default(7000),
+        heartbeatMs: ms.default(1000),
+        /** Bucket TTL of actor-health and workers: three heartbeats (a dead worker is noticed within it). */
+        ttlMs: ms.default(3000),
       })
       .strict()
-      .default({ heartbeatMs: 2000, ttlMs: 7000 }),
+      .default({ heartbeatMs: 1000, ttlMs: 3000 }),
     supervisor: z
       .object({
         pollMs: ms.default(1000),

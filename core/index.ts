@@ -8,3 +8,4 @@ export * from './micro.ts';
 export * from './migrate.ts';
 export * from './nats.ts';
 export * from './protocol/index.ts';
+export * from './retry.ts';

@@ -3,13 +3,12 @@
  */
 import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
+import { createPool } from '../core/db.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
-import { createPool } from '../core/db.ts';
 import { connectNats } from '../core/nats.ts';
 import { startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
-import { verifyBars } from './verify.ts';
 import {
   type RoleHandle,
   runMigrate,
@@ -18,6 +17,7 @@ import {
   startSupervisorRole,
   startWorkerRole,
 } from './roles.ts';
+import { verifyBars } from './verify.ts';
 
 /** Runs until SIGINT/SIGTERM, then stops gracefully (a second signal forces exit). */
 function untilSignal(stop: () => Promise<void>, log: ReturnType<typeof createLogger>): void {
@@ -134,13 +134,16 @@ program
   .option('--grace-ms <ms>', 'bar grace used by the symbol actors', '1000')
   .action(async (opts: { graceMs: string }) => {
     const cfg = loadConfig();
-    if (!cfg.nats.url || !cfg.database.url) throw new Error('set NATS_URL and DATABASE_URL (the dev command prints them)');
+    if (!cfg.nats.url || !cfg.database.url)
+      throw new Error('set NATS_URL and DATABASE_URL (the dev command prints them)');
     const nc = await connectNats(cfg.nats.url, 'tickmesh-verify');
     const pool = createPool(cfg.database.url, 2);
     const reports = await verifyBars(nc, pool, Number(opts.graceMs));
     console.table(reports);
     const bad = reports.filter((r) => r.missing || r.different || r.extra);
-    process.stdout.write(bad.length ? `${bad.length} series differ\n` : `all ${reports.length} series match the trade stream\n`);
+    process.stdout.write(
+      bad.length ? `${bad.length} series differ\n` : `all ${reports.length} series match the trade stream\n`,
+    );
     await nc.close();
     await pool.end();
     process.exitCode = bad.length ? 1 : 0;

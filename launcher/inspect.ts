@@ -2,8 +2,9 @@
  * `tickmesh inspect`: what `nats stream ls`, `nats consumer ls`, `nats kv ls` and
  * `nats micro ls` show, for machines without the NATS CLI. Read-only.
  */
-import { Kvm } from '@nats-io/kv';
+
 import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Svcm } from '@nats-io/services';
 import { BUCKETS, decodeJson } from '../core/protocol/index.ts';
@@ -12,7 +13,13 @@ export interface Inspection {
   streams: { name: string; subjects: string[]; messages: number; bytes: number; consumers: number }[];
   consumers: Record<string, { name: string; pending: number; ackPending: number; delivered: number }[]>;
   buckets: Record<string, { key: string; value: unknown }[]>;
-  services: { name: string; id: string; version: string; metadata: Record<string, string>; endpoints: string[] }[];
+  services: {
+    name: string;
+    id: string;
+    version: string;
+    metadata: Record<string, string>;
+    endpoints: string[];
+  }[];
 }
 
 export async function inspect(nc: NatsConnection): Promise<Inspection> {
@@ -29,12 +36,22 @@ export async function inspect(nc: NatsConnection): Promise<Inspection> {
     if (si.config.name.startsWith('KV_')) continue;
     const list = [];
     for await (const ci of jsm.consumers.list(si.config.name)) {
-      list.push({ name: ci.name, pending: ci.num_pending, ackPending: ci.num_ack_pending, delivered: ci.delivered.stream_seq });
+      list.push({
+        name: ci.name,
+        pending: ci.num_pending,
+        ackPending: ci.num_ack_pending,
+        delivered: ci.delivered.stream_seq,
+      });
     }
     out.consumers[si.config.name] = list;
   }
   const kvm = new Kvm(nc);
-  for (const bucket of [BUCKETS.actorHealth, BUCKETS.actorAssign, BUCKETS.workers, BUCKETS.supervisorLeader]) {
+  for (const bucket of [
+    BUCKETS.actorHealth,
+    BUCKETS.actorAssign,
+    BUCKETS.workers,
+    BUCKETS.supervisorLeader,
+  ]) {
     const kv = await kvm.open(bucket);
     const rows = [];
     for await (const key of await kv.keys()) {
@@ -61,20 +78,32 @@ export async function inspect(nc: NatsConnection): Promise<Inspection> {
 
 export function formatInspection(i: Inspection): string {
   const lines: string[] = ['Streams:'];
-  for (const s of i.streams) lines.push(`  ${s.name.padEnd(24)} ${String(s.messages).padStart(9)} msgs  ${s.subjects.join(' ')}`);
+  for (const s of i.streams)
+    lines.push(`  ${s.name.padEnd(24)} ${String(s.messages).padStart(9)} msgs  ${s.subjects.join(' ')}`);
   for (const [stream, list] of Object.entries(i.consumers)) {
     lines.push(`Consumers of ${stream}:`);
-    for (const c of list) lines.push(`  ${c.name.padEnd(32)} pending ${c.pending}  ack-pending ${c.ackPending}  at seq ${c.delivered}`);
+    for (const c of list)
+      lines.push(
+        `  ${c.name.padEnd(32)} pending ${c.pending}  ack-pending ${c.ackPending}  at seq ${c.delivered}`,
+      );
   }
   for (const [bucket, rows] of Object.entries(i.buckets)) {
     lines.push(`KV ${bucket}:`);
     for (const r of rows) {
       const v = r.value as Record<string, unknown> | null;
-      const brief = v ? ['status', 'worker', 'id', 'processed', 'restarts'].filter((k) => k in v).map((k) => `${k}=${String(v[k])}`).join(' ') : '';
+      const brief = v
+        ? ['status', 'worker', 'id', 'processed', 'restarts']
+            .filter((k) => k in v)
+            .map((k) => `${k}=${String(v[k])}`)
+            .join(' ')
+        : '';
       lines.push(`  ${r.key.padEnd(32)} ${brief}`);
     }
   }
   lines.push('Micro services:');
-  for (const s of i.services) lines.push(`  ${s.name.padEnd(22)} ${s.id}  ${s.version}  role=${s.metadata.role ?? '?'} host=${s.metadata.host ?? '?'}  ${s.endpoints.length} endpoints`);
+  for (const s of i.services)
+    lines.push(
+      `  ${s.name.padEnd(22)} ${s.id}  ${s.version}  role=${s.metadata.role ?? '?'} host=${s.metadata.host ?? '?'}  ${s.endpoints.length} endpoints`,
+    );
   return lines.join('\n');
 }

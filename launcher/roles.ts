@@ -114,7 +114,8 @@ export async function startWorkerRole(
     name: 'worker',
     worker,
     async stop() {
-      await worker.stop();
+      // SIGTERM: hand the actors to other workers first, so their feeds move without a gap.
+      await worker.stop({ drain: true });
       await rt.close();
     },
   };

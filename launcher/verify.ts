@@ -8,12 +8,12 @@ import { type NatsConnection, nanos } from '@nats-io/nats-core';
 import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
 import type { Pool } from '../core/db.ts';
 import {
-  STREAMS,
-  TIMEFRAMES,
-  TIMEFRAME_MS,
-  type Trade,
   decodeJson,
+  STREAMS,
   subjects,
+  TIMEFRAME_MS,
+  TIMEFRAMES,
+  type Trade,
   validateTradeBatch,
 } from '../core/protocol/index.ts';
 
@@ -78,7 +78,9 @@ export async function verifyBars(nc: NatsConnection, pool: Pool, graceMs = 1000)
       // The stream may have aged out the start of the first bucket; the last one may still be open.
       const from = Math.ceil(first / size) * size;
       const to = Math.floor((last - graceMs) / size) * size;
-      const want = barsFromTrades(exchange, symbol, tf, trades).filter((b) => b.t >= from && b.t + size <= to);
+      const want = barsFromTrades(exchange, symbol, tf, trades).filter(
+        (b) => b.t >= from && b.t + size <= to,
+      );
       const { rows } = await pool.query(
         `SELECT (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades
            FROM candles WHERE exchange = $1 AND symbol = $2 AND timeframe = $3
@@ -91,10 +93,27 @@ export async function verifyBars(nc: NatsConnection, pool: Pool, graceMs = 1000)
       for (const b of want) {
         const r = stored.get(b.t);
         if (!r) missing++;
-        else if (r.open !== b.o || r.high !== b.h || r.low !== b.l || r.close !== b.c || r.trades !== b.n || Math.abs(r.volume - b.vol) > 1e-6 * Math.max(1, b.vol)) different++;
+        else if (
+          r.open !== b.o ||
+          r.high !== b.h ||
+          r.low !== b.l ||
+          r.close !== b.c ||
+          r.trades !== b.n ||
+          Math.abs(r.volume - b.vol) > 1e-6 * Math.max(1, b.vol)
+        )
+          different++;
         stored.delete(b.t);
       }
-      reports.push({ exchange, symbol, timeframe: tf, expected: want.length, stored: rows.length, missing, different, extra: stored.size });
+      reports.push({
+        exchange,
+        symbol,
+        timeframe: tf,
+        expected: want.length,
+        stored: rows.length,
+        missing,
+        different,
+        extra: stored.size,
+      });
     }
   }
   return reports;

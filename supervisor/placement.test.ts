@@ -42,6 +42,11 @@ describe('place', () => {
     expect(place(actors, workers, p)).toEqual(p);
   });
 
+  it('tolerates a worker listed twice (regression: "placement invariant broken")', () => {
+    const plan = place(ids(7), ['w1', 'w2', 'w2', 'w3'], new Map(ids(7).map((id) => [id, 'w1'])));
+    expect(counts(plan, ['w1', 'w2', 'w3']).sort()).toEqual([2, 2, 3]);
+  });
+
   it('places nothing without workers', () => {
     expect(place(ids(3), [], new Map()).size).toBe(0);
   });

@@ -20,8 +20,10 @@ export function place(
   current: ReadonlyMap<string, string>,
 ): Map<string, string> {
   const plan = new Map<string, string>();
+  // Duplicates would break the capacity arithmetic below (a KV key listing can repeat a key).
+  workers = [...new Set(workers)];
   if (workers.length === 0) return plan;
-  const ids = [...actorIds].sort();
+  const ids = [...new Set(actorIds)].sort();
   const q = Math.floor(ids.length / workers.length);
   let extras = ids.length % workers.length;
   const count = new Map(workers.map((w) => [w, 0]));

@@ -106,6 +106,20 @@ export class ClusterSupervisor {
     };
   }
 
+  /** Operator restart of one actor (e.g. a failed one): asks the worker that hosts it. */
+  async restartActor(req: unknown): Promise<unknown> {
+    const id = (req as { id?: unknown })?.id;
+    if (typeof id !== 'string') throw new Error('restart needs {"id": "<actor id>"}');
+    const a = this.assignments.get(id);
+    if (!a) throw new Error(`actor ${id} is not assigned to any worker`);
+    const reply = await this.opts.topo.nc.request(`tickmesh.worker.${a.worker}.restart`, encodeJson({ id }), {
+      timeout: 10_000,
+    });
+    const parsed = decodeJson(reply.data);
+    if (!parsed.ok) throw new Error(`worker ${a.worker} answered: ${parsed.error}`);
+    return parsed.value;
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearInterval(this.timer);
@@ -128,7 +142,9 @@ export class ClusterSupervisor {
         void this.reconcile();
       });
       client.on('error', () => {
-        this.listener = null;
+        // The connection died with the database; reconcile() listens again once it is back.
+        if (this.listener === client) this.listener = null;
+        client.release(true);
       });
       await client.query('LISTEN tickmesh_symbols');
       this.listener = client;
@@ -161,7 +177,7 @@ export class ClusterSupervisor {
       const rec = parsed.ok ? validateWith(workerRecordSchema, parsed.value) : parsed;
       if (rec.ok && !rec.value.draining && now - rec.value.updatedAt <= ttl) live.push(rec.value.id);
     }
-    return live.sort();
+    return [...new Set(live)].sort();
   }
 
   async reconcile(): Promise<void> {
@@ -170,10 +186,21 @@ export class ClusterSupervisor {
     try {
       const now = this.opts.clock.now();
       if (this.desiredDirty || now - this.desiredAt >= DESIRED_REFRESH_MS) {
-        this.desiredDirty = false;
-        this.desired = await loadDesired(this.opts.pool, this.opts.cfg);
-        this.desiredAt = now;
+        try {
+          this.desired = await loadDesired(this.opts.pool, this.opts.cfg);
+          this.desiredDirty = false;
+          this.desiredAt = now;
+          if (!this.listener) await this.listen();
+        } catch (err) {
+          // PostgreSQL down: keep placing the last known desired set (failover must go on).
+          this.opts.log.warn(
+            { err: (err as Error).message },
+            'cannot read the desired actors; using the last known set',
+          );
+          this.desiredAt = now;
+        }
       }
+      if (this.desired.length === 0) return;
       this.liveWorkers = await this.readWorkers();
       const desiredById = new Map(this.desired.map((s) => [s.id, s]));
       const kv = this.opts.topo.kv.assign;

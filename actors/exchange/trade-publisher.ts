@@ -5,7 +5,6 @@
  * stops, so no trade is lost to a NATS hiccup. Many publishes stay in flight (DESIGN.md traps).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import { metrics } from '../../core/metrics.ts';
 import {
   encodeJson,
@@ -15,13 +14,11 @@ import {
   type Trade,
   type TradeBatch,
 } from '../../core/protocol/index.ts';
+import { retryForever } from '../../core/retry.ts';
 
 export class TradePublisher {
   private readonly inflight = new Set<Promise<void>>();
-  private readonly policy = retry(handleAll, {
-    maxAttempts: Number.MAX_SAFE_INTEGER,
-    backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 5000 }),
-  });
+  private readonly policy = retryForever(100, 2000);
 
   constructor(
     private readonly js: JetStreamClient,

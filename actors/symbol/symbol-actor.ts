@@ -28,6 +28,7 @@ import {
   type Trade,
   validateTradeBatch,
 } from '../../core/protocol/index.ts';
+import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
 import { BarBuilder, type BuilderState, emptyState } from './bar-builder.ts';
@@ -62,6 +63,7 @@ export class SymbolActor implements ActorBehavior {
   private closeTimer: TimerHandle | null = null;
   private snapshotTimer: TimerHandle | null = null;
   private quarantine!: Quarantine;
+  private readonly publishRetry = retryForever(50, 2000);
 
   constructor(
     private readonly ex: string,
@@ -73,13 +75,14 @@ export class SymbolActor implements ActorBehavior {
     this.ctx = ctx;
     const { topo, cfg } = this.deps;
     this.quarantine = new Quarantine(topo.nc, this.ex, this.sym, 'symbol', new OnceLogger(ctx.log));
-    const snapshot = await this.loadSnapshot();
+    const startup = retryFor(30_000);
+    const snapshot = await startup.execute(() => this.loadSnapshot(), ctx.signal);
     this.builder = new BarBuilder(snapshot?.state ?? emptyState(this.ex, this.sym), {
       graceMs: cfg.bars.graceMs,
       revisionWindow: cfg.bars.revisionWindow,
     });
     this.lastSeq = this.snapshotSeq = snapshot?.seq ?? 0;
-    const messages = await this.openConsumer(this.lastSeq + 1);
+    const messages = await startup.execute(() => this.openConsumer(this.lastSeq + 1), ctx.signal);
     const pump = this.pump(messages);
     this.scheduleSnapshot();
     this.scheduleClose();
@@ -161,7 +164,13 @@ export class SymbolActor implements ActorBehavior {
         this.publishForming();
         break;
       case 'snapshot':
-        await this.snapshot();
+        try {
+          await this.snapshot();
+        } catch (err) {
+          if (this.crash) throw this.crash;
+          // NATS unavailable: the resume point just stays older; try again next interval.
+          this.ctx.log.warn({ err }, 'snapshot failed; will retry');
+        }
         this.scheduleSnapshot();
         break;
     }
@@ -226,9 +235,11 @@ export class SymbolActor implements ActorBehavior {
   private publishClosed(bars: Bar[]): void {
     const { js } = this.deps.topo;
     for (const bar of bars) {
-      const p = js.publish(subjects.bar(bar.tf, bar.ex, bar.sym), encodeJson(bar), {
-        msgID: msgIds.bar(bar.tf, bar.ex, bar.sym, bar.t, bar.rev),
-      });
+      const subject = subjects.bar(bar.tf, bar.ex, bar.sym);
+      const data = encodeJson(bar);
+      const msgID = msgIds.bar(bar.tf, bar.ex, bar.sym, bar.t, bar.rev);
+      // Retried with the same id through NATS outages; JetStream stores it once.
+      const p = this.publishRetry.execute(() => js.publish(subject, data, { msgID }), this.ctx.signal);
       metrics.barsOut.inc({ timeframe: bar.tf });
       this.track(p);
     }
@@ -240,7 +251,7 @@ export class SymbolActor implements ActorBehavior {
       () => this.inflight.delete(p),
       (e) => {
         this.inflight.delete(p);
-        // A lost publish must not be covered by a later snapshot: crash and replay instead.
+        // Only reached when stopping: a lost publish must not be covered by a snapshot.
         this.crash ??= new Error(`bar publish failed: ${(e as Error).message}`, { cause: e });
         this.mailbox.offer({ type: 'tick' });
       },

@@ -7,7 +7,7 @@
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
-import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import type { RetryPolicy } from 'cockatiel';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
@@ -24,6 +24,7 @@ import {
   subjects,
   validateBar,
 } from '../../core/protocol/index.ts';
+import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
 import { upsertBars } from './candle-store.ts';
@@ -42,16 +43,13 @@ export class BarWriterActor implements ActorBehavior {
   async run(ctx: ActorContext): Promise<void> {
     const { topo, cfg } = this.deps;
     const once = new OnceLogger(ctx.log);
-    const dbRetry = retry(handleAll, {
-      maxAttempts: Number.MAX_SAFE_INTEGER,
-      backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 5000 }),
-    });
+    const dbRetry = retryForever(200, 3000);
     dbRetry.onRetry((r) => {
       ctx.setDetail({ dbError: 'error' in r ? r.error.message : 'retrying', retryInMs: r.delay });
       // Keep unacknowledged messages from being redelivered while we wait for the database.
       for (const { msg } of this.batch) msg.working();
     });
-    await this.openConsumer();
+    await retryFor(30_000).execute(() => this.openConsumer(), ctx.signal);
     const consumer = await topo.js.consumers.get(STREAMS.bars, consumers.barWriter);
     const messages = await consumer.consume({ max_messages: cfg.writer.batchSize });
     const pump = (async () => {
@@ -128,7 +126,7 @@ export class BarWriterActor implements ActorBehavior {
     });
   }
 
-  private async flush(ctx: ActorContext, dbRetry: ReturnType<typeof retry>): Promise<void> {
+  private async flush(ctx: ActorContext, dbRetry: RetryPolicy): Promise<void> {
     if (this.flushTimer) ctx.clock.clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const batch = this.batch;
