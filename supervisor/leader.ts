@@ -15,6 +15,8 @@ const KEY = 'leader';
 
 export class LeaderLease {
   private revision = 0;
+  /** Revision at which this term's lease was created: the epoch stamped on what the leader writes. */
+  private term = 0;
   private renewedAt = Number.NEGATIVE_INFINITY;
   private since = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -33,9 +35,9 @@ export class LeaderLease {
     return this.revision > 0 && this.clock.now() - this.renewedAt < this.ttlMs * 0.8;
   }
 
-  /** Revision of the lease this leader holds (an epoch for what it writes). */
+  /** The leadership term (lease creation revision); 0 when not leader. */
   get epoch(): number {
-    return this.revision;
+    return this.revision > 0 ? this.term : 0;
   }
 
   assertHeld(): void {
@@ -80,6 +82,7 @@ export class LeaderLease {
       } else {
         this.since = started;
         this.revision = await this.kv.create(KEY, this.record());
+        this.term = this.revision;
         this.renewedAt = started;
         this.log.info({ supervisor: this.id, revision: this.revision }, 'became leader');
         this.onChange(true);

@@ -78,13 +78,15 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     );
   }
 
-  async function leader(): Promise<string | null> {
+  async function leaderLease(): Promise<{ pid: string; id: string } | null> {
     const { Kvm } = await import('@nats-io/kv');
     const kv = await new Kvm(nc).open('supervisor-leader');
     const e = await kv.get('leader');
     const v = e?.operation === 'PUT' ? decodeJson(e.value) : null;
-    return v?.ok ? (v.value as { pid: number }).pid.toString() : null;
+    const rec = v?.ok ? (v.value as { pid: number; id: string }) : null;
+    return rec ? { pid: String(rec.pid), id: rec.id } : null;
   }
+  const leader = async () => (await leaderLease())?.pid ?? null;
 
   beforeAll(async () => {
     nats = await startTestNats();
@@ -139,29 +141,60 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
 
     step('2. SIGTERM drain');
     // 2. SIGTERM a worker: it hands its actors over and exits cleanly.
-    const now = await allRunning('after w4 joined');
-    const drained = [...new Set(now.values())].find((w) => w !== 'w4' && procs.has(w))!;
+    const now = await allRunning('after failover', [victim]);
+    const drained = [...new Set(now.values())].find((w) => w !== 'w4' && w !== victim)!;
+    step(`draining ${drained} (victim was ${victim}); placement ${JSON.stringify([...now])}`);
     expect(await procs.get(drained)!.kill('SIGTERM')).toBe(0);
     await allRunning('after drain', [drained]);
 
-    step('3. kill -9 of the leader');
-    // 3. kill -9 the leader supervisor: the standby takes over.
-    const leaderPid = await leader();
-    const leaderProc = [...procs.entries()].find(([, p]) => String(p.child.pid) === leaderPid)!;
-    await leaderProc[1].kill('SIGKILL');
+    step('3. leader paused past its lease (SIGSTOP), a worker dies meanwhile, the old leader wakes up');
+    // 3. A stale leader must not act: pause it past its lease, let the standby take over and
+    //    handle a worker failure, then resume the old one and check it wrote nothing.
+    const oldPid = await leader();
+    const oldLeader = [...procs.values()].find((p) => String(p.child.pid) === oldPid)!;
+    oldLeader.child.kill('SIGSTOP');
     await eventually(
       async () => {
         const l = await leader();
-        return l && l !== leaderPid;
+        return l && l !== oldPid;
       },
       'standby leader',
-      20_000,
+      30_000,
     );
+    const { Kvm, KvWatchInclude } = await import('@nats-io/kv');
+    const assignKv = await new Kvm(nc).open('actor-assign');
+    const writes: { key: string; epoch: number }[] = [];
+    const watch = await assignKv.watch({ include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const e of watch) {
+        const v = e.operation === 'PUT' ? decodeJson(e.value) : null;
+        if (v?.ok) writes.push({ key: e.key, epoch: (v.value as { epoch: number }).epoch });
+      }
+    })();
+    const before = await allRunning('before second kill');
+    const second = [...new Set(before.values())].find((w) => w !== victim && w !== drained)!;
+    step(`killing ${second}`);
+    await procs.get(second)!.kill('SIGKILL');
+    start('w5', 'worker', { TICKMESH_WORKER_ID: 'w5' });
+    await allRunning('failover under the new leader', [victim, drained, second], 20_000);
+    oldLeader.child.kill('SIGCONT');
+    // An absence check: give the woken leader a few of its poll intervals to misbehave.
+    await new Promise((r) => setTimeout(r, 3000));
+    watch.stop();
+    // Every write since the takeover came from one leadership term: the new leader's.
+    expect(writes.length).toBeGreaterThan(0);
+    expect(new Set(writes.map((w) => w.epoch)).size).toBe(1);
+    const current = (await leaderLease())!;
+    const status = decodeJson(
+      (await nc.request(`tickmesh.supervisor.${current.id}.status`, encodeJson({}), { timeout: 5000 })).data,
+    );
+    expect(status.ok && (status.value as { leader: boolean; epoch: number }).epoch).toBe(writes[0]!.epoch);
+    await oldLeader.kill('SIGKILL');
 
     step('4. NATS restart');
     // 4. NATS restarts (same store): everything reconnects and resumes.
     await nats.restart();
-    await allRunning('after NATS restart', [victim, drained], 60_000);
+    await allRunning('after NATS restart', [victim, drained, second], 60_000);
 
     step('5. PostgreSQL down for a minute');
     // 5. PostgreSQL down for a minute: the writer waits and catches up, nothing is lost.
@@ -200,7 +233,7 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     step('7. exactly-once check');
     // Every actor is hosted exactly once across the live workers.
     const hosted: string[] = [];
-    for (const w of ['w1', 'w2', 'w3', 'w4'].filter((x) => x !== victim && x !== drained)) {
+    for (const w of ['w1', 'w2', 'w3', 'w4', 'w5'].filter((x) => ![victim, drained, second].includes(x))) {
       const reply = await nc.request(`tickmesh.worker.${w}.actors`, encodeJson({}), { timeout: 5000 });
       const list = decodeJson(reply.data);
       if (list.ok)
