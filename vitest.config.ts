@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 
 // Recorded market data (../shared/data) is not part of the repository: its test tier joins the
 // run only where the folder exists, so the suite passes without it and nothing is skipped.
+// The multi-process chaos test (~4 min) is its own tier: `npm run test:chaos`.
+const chaos = process.env.TICKMESH_CHAOS === '1';
 const recorded = existsSync(
   new URL('../shared/data/binance-XRP_ETH-trades-2019-10.json.gz', import.meta.url),
 );
@@ -28,7 +30,12 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['**/*.int.test.ts', 'test/**/*.test.ts'],
-          exclude: ['**/node_modules/**', 'ui/**', ...(recorded ? [] : ['test/recorded/**'])],
+          exclude: [
+            '**/node_modules/**',
+            'ui/**',
+            ...(recorded ? [] : ['test/recorded/**']),
+            ...(chaos ? [] : ['test/chaos.int.test.ts']),
+          ],
           globalSetup: ['test/setup/global.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -42,6 +42,7 @@ export class Worker {
   readonly id: string;
   private readonly sup: LocalSupervisor;
   private readonly assignments = new Map<string, Assignment>();
+  private readonly revisions = new Map<string, number>();
   private readonly startedAt: number;
   private heartbeat: NodeJS.Timeout | null = null;
   private resync: NodeJS.Timeout | null = null;
@@ -76,7 +77,7 @@ export class Worker {
     void (async () => {
       for await (const e of watcher) this.onEntry(e);
     })().catch((err) => this.opts.log.error({ err }, 'assignment watch ended'));
-    this.resync = setInterval(() => void this.resyncAll(), 5000);
+    this.resync = setInterval(() => void this.resyncAll(), 3000);
     this.resync.unref();
     this.service = await registerMicroService(this.opts.topo.nc, {
       name: SERVICES.worker,
@@ -187,6 +188,8 @@ export class Worker {
   }
 
   private onEntry(e: KvWatchEntry): void {
+    if (e.revision < (this.revisions.get(e.key) ?? 0)) return;
+    this.revisions.set(e.key, e.revision);
     if (e.operation !== 'PUT') {
       this.assignments.delete(e.key);
     } else {
@@ -201,17 +204,39 @@ export class Worker {
     this.enqueue(() => this.reconcile(e.key));
   }
 
+  /**
+   * Re-reads every assignment, values included, in case the watch lagged or missed an entry.
+   * Merged by KV revision, so a listing older than what the watch delivered never wins.
+   */
   private async resyncAll(): Promise<void> {
-    const keys = new Set<string>();
+    const kv = this.opts.topo.kv.assign;
+    const fresh = new Map<string, { a: Assignment; rev: number }>();
+    let newest = 0;
     try {
-      for await (const k of await this.opts.topo.kv.assign.keys()) keys.add(k);
+      for await (const k of await kv.keys()) {
+        const e = await kv.get(k);
+        if (e?.operation !== 'PUT') continue;
+        newest = Math.max(newest, e.revision);
+        const parsed = decodeJson(e.value);
+        const checked = parsed.ok ? validateWith(assignmentSchema, parsed.value) : parsed;
+        if (checked.ok) fresh.set(k, { a: checked.value, rev: e.revision });
+      }
     } catch (err) {
       this.opts.log.warn({ err }, 'assignment resync failed');
       return;
     }
-    for (const id of this.actorIds()) if (!keys.has(id)) this.assignments.delete(id);
-    for (const id of new Set([...this.actorIds(), ...this.assignments.keys()]))
+    const ids = new Set([...this.actorIds(), ...this.assignments.keys(), ...fresh.keys()]);
+    for (const id of ids) {
+      const f = fresh.get(id);
+      const known = this.revisions.get(id) ?? 0;
+      if (f && f.rev >= known) {
+        this.assignments.set(id, f.a);
+        this.revisions.set(id, f.rev);
+      } else if (!f && known <= newest) {
+        this.assignments.delete(id);
+      }
       this.enqueue(() => this.reconcile(id));
+    }
   }
 
   /** Serialises start/stop work so an actor is never started twice concurrently. */

@@ -4,58 +4,38 @@
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type RoleHandle,
-  startGatewayRole,
-  startSupervisorRole,
-  startWorkerRole,
-} from '../launcher/roles.ts';
 import { launchChromium, openDashboard, readProbe, waitForLiveChart } from './browser/chromium.ts';
-import {
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-} from './support/infra.ts';
+import { startSystem, type TestSystem } from './support/system.ts';
 
 describe('dashboard in Chromium', () => {
-  let nats: TestNats;
-  let db: TestDb;
-  let base: string;
+  let sys: TestSystem;
   let browser: Browser;
-  const roles: RoleHandle[] = [];
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    const cfg = testConfig(nats, db, { sim: { enabled: true, rate: 50 } });
-    roles.push(await startSupervisorRole(cfg, testLog));
-    // History for the chart: 60 closed bars before the current minute.
-    const now = Math.floor(Date.now() / 60_000) * 60_000;
-    await db.pool.query(
-      `INSERT INTO candles (exchange, symbol, timeframe, ts, open, high, low, close, volume, trades)
-       SELECT 'sim', 'BTC/USDT', '1m', to_timestamp(($1::float8 - i * 60000) / 1000), 60000 + i, 60010 + i, 59990 + i, 60005 + i, 1 + i, 10
-         FROM generate_series(1, 60) AS i`,
-      [now],
-    );
-    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
-    const gw = await startGatewayRole(cfg, testLog);
-    roles.push(gw);
-    base = gw.url;
+    sys = await startSystem({
+      config: { sim: { enabled: true, rate: 50 } },
+      // History for the chart: 60 closed bars before the current minute.
+      beforeRoles: async (pool) => {
+        const now = Math.floor(Date.now() / 60_000) * 60_000;
+        await pool.query(
+          `INSERT INTO candles (exchange, symbol, timeframe, ts, open, high, low, close, volume, trades)
+           SELECT 'sim', 'BTC/USDT', '1m', to_timestamp(($1::float8 - i * 60000) / 1000),
+                  60000 + i, 60010 + i, 59990 + i, 60005 + i, 1 + i, 10
+             FROM generate_series(1, 60) AS i`,
+          [now],
+        );
+      },
+    });
     browser = await launchChromium();
   });
 
   afterAll(async () => {
     await browser?.close();
-    for (const r of roles.reverse()) await r.stop();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
+    await sys?.stop();
   });
 
   it('shows history, then live candles, and follows a timeframe switch', async () => {
-    const page = await openDashboard(browser, `${base}/?exchange=sim&symbol=BTC%2FUSDT&timeframe=1m`);
+    const page = await openDashboard(browser, `${sys.base}/?exchange=sim&symbol=BTC%2FUSDT&timeframe=1m`);
     const probe = await waitForLiveChart(page, 3, 20_000);
     expect(probe.series).toBe('sim:BTC/USDT:1m');
     expect(probe.candlesLoaded).toBeGreaterThanOrEqual(60);

@@ -4,47 +4,20 @@
  * every GraphQL subscriber.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type RoleHandle,
-  startGatewayRole,
-  startSupervisorRole,
-  startWorkerRole,
-} from '../launcher/roles.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
-import {
-  eventually,
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-} from './support/infra.ts';
+import { eventually } from './support/infra.ts';
+import { startSystem, type TestSystem } from './support/system.ts';
 
 describe('gateway', () => {
-  let nats: TestNats;
-  let db: TestDb;
+  let sys: TestSystem;
   let base: string;
-  const roles: RoleHandle[] = [];
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    const cfg = testConfig(nats, db);
-    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test feed', 'external')`);
-    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('test', 'AAPL')`);
-    roles.push(await startSupervisorRole(cfg, testLog));
-    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
-    const gw = await startGatewayRole(cfg, testLog);
-    roles.push(gw);
-    base = gw.url;
+    sys = await startSystem({ exchange: { id: 'test', symbols: ['AAPL'] } });
+    base = sys.base;
   });
 
-  afterAll(async () => {
-    for (const r of roles.reverse()) await r.stop();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(async () => sys?.stop());
 
   const candles = (args: string) => gql(base, `{ candles(${args}) { time } }`);
   const code = (r: Awaited<ReturnType<typeof gql>>) => r.errors?.[0]?.extensions?.code;

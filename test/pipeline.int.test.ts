@@ -7,23 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import { type Bar, encodeJson, subjects, type Timeframe } from '../core/protocol/index.ts';
-import {
-  type RoleHandle,
-  startGatewayRole,
-  startSupervisorRole,
-  startWorkerRole,
-} from '../launcher/roles.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
-import {
-  eventually,
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-  topology,
-} from './support/infra.ts';
+import { eventually, topology } from './support/infra.ts';
+import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades, syntheticTrades } from './support/trades.ts';
 
 const EX = 'test';
@@ -67,32 +53,17 @@ function expectSameBars(got: CandleRow[], want: Bar[]) {
 }
 
 describe('pipeline end to end', () => {
-  let nats: TestNats;
-  let db: TestDb;
+  let sys: TestSystem;
+  let db: TestSystem['db'];
   let cfg: Config;
   let base: string;
-  const roles: RoleHandle[] = [];
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    cfg = testConfig(nats, db);
-    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test feed', 'external')`);
-    await db.pool.query(
-      `INSERT INTO symbols (exchange, symbol) VALUES ('test', 'BTC/USDT'), ('test', 'BRK.B')`,
-    );
-    roles.push(await startSupervisorRole(cfg, testLog));
-    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
-    const gateway = await startGatewayRole(cfg, testLog);
-    roles.push(gateway);
-    base = gateway.url;
+    sys = await startSystem({ exchange: { id: 'test', symbols: ['BTC/USDT', 'BRK.B'] } });
+    ({ db, cfg, base } = sys);
   });
 
-  afterAll(async () => {
-    for (const r of roles.reverse()) await r.stop();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(async () => sys?.stop());
 
   it('lists symbols and shows every desired actor running', async () => {
     const symbols = await gql<{ symbols: unknown[] }>(base, '{ symbols { exchange symbol active } }');

@@ -6,42 +6,28 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
-import { type RoleHandle, startSupervisorRole, startWorkerRole } from '../launcher/roles.ts';
-import {
-  eventually,
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-  topology,
-} from './support/infra.ts';
+import { eventually, topology } from './support/infra.ts';
+import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades } from './support/trades.ts';
 
 describe('quiet market', () => {
-  let nats: TestNats;
-  let db: TestDb;
+  let sys: TestSystem;
+  let db: TestSystem['db'];
   let cfg: Config;
   const clock = new FakeClock(Date.UTC(2024, 5, 1, 12, 0, 30));
-  const roles: RoleHandle[] = [];
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    cfg = testConfig(nats, db, { bars: { graceMs: 500 } });
-    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test', 'external')`);
-    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('test', 'QUIET')`);
     // Supervisor and worker share the fake clock: worker liveness is judged by timestamps.
-    roles.push(await startSupervisorRole(cfg, testLog, clock));
-    roles.push(await startWorkerRole(cfg, testLog, clock, 'w1'));
+    sys = await startSystem({
+      exchange: { id: 'test', symbols: ['QUIET'] },
+      config: { bars: { graceMs: 500 } },
+      roles: ['supervisor', 'worker'],
+      clock,
+    });
+    ({ db, cfg } = sys);
   });
 
-  afterAll(async () => {
-    for (const r of roles.reverse()) await r.stop();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(async () => sys?.stop());
 
   it('closes the bar by timer, not before bucket end + grace', async () => {
     await using topo = await topology(cfg);

@@ -7,18 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import { decodeJson, type Timeframe } from '../core/protocol/index.ts';
-import { type RoleHandle, startSupervisorRole } from '../launcher/roles.ts';
-import {
-  eventually,
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-  topology,
-} from './support/infra.ts';
+import { eventually, topology } from './support/infra.ts';
 import { spawnRole } from './support/processes.ts';
+import { startSystem, storedBars, type TestSystem } from './support/system.ts';
 import { publishTrades, syntheticTrades } from './support/trades.ts';
 
 const EX = 'test';
@@ -27,28 +18,20 @@ const START = Date.UTC(2024, 2, 1, 0, 0, 0);
 const TFS: Timeframe[] = ['1m', '5m', '15m', '1h', '4h'];
 
 describe('worker kill -9 and restart', () => {
-  let nats: TestNats;
-  let db: TestDb;
+  let sys: TestSystem;
+  let db: TestSystem['db'];
   let cfg: Config;
-  let supervisor: RoleHandle;
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    cfg = testConfig(nats, db);
-    await db.pool.query(`INSERT INTO exchanges (id, name, kind) VALUES ('test', 'Test feed', 'external')`);
-    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('test', 'ETH/USDT')`);
-    supervisor = await startSupervisorRole(cfg, testLog);
+    // The supervisor runs here; the worker is a child process the test can kill -9.
+    sys = await startSystem({ exchange: { id: EX, symbols: [SYM] }, roles: ['supervisor'] });
+    ({ db, cfg } = sys);
   });
 
-  afterAll(async () => {
-    await supervisor?.stop();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(async () => sys?.stop());
 
   const env = () => ({
-    NATS_URL: nats.url,
+    NATS_URL: sys.nats.url,
     DATABASE_URL: db.url,
     TICKMESH_WORKER_ID: 'w1',
     SIM_ENABLED: 'false',
@@ -101,12 +84,8 @@ describe('worker kill -9 and restart', () => {
       const want = barsFromTrades(EX, SYM, tf, trades);
       const rows = await eventually(
         async () => {
-          const r = await db.pool.query(
-            `SELECT (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades, gap
-             FROM candles WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 ORDER BY ts`,
-            [EX, SYM, tf],
-          );
-          return r.rows.length >= want.length ? r.rows : null;
+          const r = await storedBars(db.pool, tf, EX, SYM);
+          return r.length >= want.length ? r : null;
         },
         `${tf} bars after restart`,
         30_000,

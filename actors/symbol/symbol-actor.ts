@@ -54,6 +54,7 @@ export class SymbolActor implements ActorBehavior {
   private readonly mailbox = new Mailbox<Message>(1024, 'symbol actor');
   private readonly inflight = new Set<Promise<unknown>>();
   private lastSeq = 0;
+  private lastDelivery = 0;
   private snapshotSeq = 0;
   private caughtUp = false;
   /** Wall clock minus exchange clock when the newest trade was applied. */
@@ -93,7 +94,13 @@ export class SymbolActor implements ActorBehavior {
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      for await (const m of this.mailbox) await this.handle(m);
+      let handled = 0;
+      for await (const m of this.mailbox) {
+        await this.handle(m);
+        // A backlog keeps the mailbox full, and taking from it never leaves the microtask
+        // queue: yield now and then so sockets are read (else nats-server drops us as slow).
+        if (++handled % 32 === 0) await new Promise((r) => setImmediate(r));
+      }
       if (this.crash) throw this.crash;
       // Graceful stop: everything delivered has been applied; persist the resume point.
       await this.snapshot();
@@ -132,7 +139,7 @@ export class SymbolActor implements ActorBehavior {
       opt_start_seq: Math.max(1, startSeq),
     });
     const consumer = await js.consumers.get(STREAMS.trades, name);
-    return consumer.consume({ max_messages: 512 });
+    return consumer.consume({ max_messages: 256 });
   }
 
   private async pump(messages: ConsumerMessages): Promise<void> {
@@ -177,6 +184,14 @@ export class SymbolActor implements ActorBehavior {
   }
 
   private applyMessage(msg: JsMsg): void {
+    // First deliveries come with consecutive consumer sequences. A jump means messages were
+    // lost on the way (e.g. dropped for a slow client): applying this one could close a bar
+    // without them, so crash and replay from the last snapshot instead.
+    const delivery = msg.info.deliverySequence;
+    if (msg.info.deliveryCount === 1 && this.lastDelivery > 0 && delivery !== this.lastDelivery + 1) {
+      throw new Error(`trade delivery gap: consumer sequence ${this.lastDelivery} → ${delivery}`);
+    }
+    if (msg.info.deliveryCount === 1) this.lastDelivery = delivery;
     this.lastSeq = msg.seq;
     this.caughtUp = msg.info.pending === 0;
     metrics.consumerLag.set({ actor: this.ctx.id }, msg.info.pending);
@@ -292,10 +307,10 @@ export class SymbolActor implements ActorBehavior {
   }
 
   private scheduleSnapshot(): void {
-    this.snapshotTimer = this.ctx.clock.setTimeout(
-      () => this.mailbox.offer({ type: 'snapshot' }),
-      this.deps.cfg.bars.snapshotIntervalMs,
-    );
+    this.snapshotTimer = this.ctx.clock.setTimeout(() => {
+      // A full mailbox must not cancel snapshots for good: try again next interval.
+      if (!this.mailbox.offer({ type: 'snapshot' })) this.scheduleSnapshot();
+    }, this.deps.cfg.bars.snapshotIntervalMs);
   }
 
   private async snapshot(): Promise<void> {

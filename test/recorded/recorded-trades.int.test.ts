@@ -9,17 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { barsFromTrades } from '../../actors/symbol/bar-builder.ts';
 import { TIMEFRAMES, type Trade } from '../../core/protocol/index.ts';
-import { type RoleHandle, startSupervisorRole, startWorkerRole } from '../../launcher/roles.ts';
-import {
-  eventually,
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-  topology,
-} from '../support/infra.ts';
+import { eventually, topology } from '../support/infra.ts';
+import { startSystem, storedBars, type TestSystem } from '../support/system.ts';
 import { publishTrades } from '../support/trades.ts';
 
 export const RECORDED_TRADES = new URL(
@@ -47,45 +38,29 @@ function loadTrades(): Trade[] {
 }
 
 describe('recorded Binance XRP/ETH trades through the pipeline', () => {
-  let nats: TestNats;
-  let db: TestDb;
-  const roles: RoleHandle[] = [];
-  let cfg: ReturnType<typeof testConfig>;
+  let sys: TestSystem;
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    cfg = testConfig(nats, db);
-    await db.pool.query(
-      `INSERT INTO exchanges (id, name, kind) VALUES ('binance', 'Binance (recorded)', 'external')`,
-    );
-    await db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ('binance', 'XRP/ETH')`);
-    roles.push(await startSupervisorRole(cfg, testLog));
-    roles.push(await startWorkerRole(cfg, testLog, undefined, 'w1'));
+    sys = await startSystem({
+      exchange: { id: 'binance', symbols: ['XRP/ETH'] },
+      roles: ['supervisor', 'worker'],
+    });
   });
 
-  afterAll(async () => {
-    for (const r of roles.reverse()) await r.stop();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(async () => sys?.stop());
 
   it('stores exactly the bars computed from the recorded trades, gaps included', async () => {
     const trades = loadTrades();
     expect(trades).toHaveLength(12_477);
-    await using topo = await topology(cfg);
+    await using topo = await topology(sys.cfg);
     await publishTrades(topo.js, 'binance', 'XRP/ETH', trades, 100);
     const closer: Trade = { id: 'closer', ts: trades.at(-1)!.ts + 3 * 86_400_000, px: 1, qty: 0 };
     await publishTrades(topo.js, 'binance', 'XRP/ETH', [closer]);
     for (const tf of TIMEFRAMES) {
       const want = barsFromTrades('binance', 'XRP/ETH', tf, trades);
       const rows = await eventually(async () => {
-        const r = await db.pool.query(
-          `SELECT (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades, gap
-             FROM candles WHERE timeframe = $1 ORDER BY ts`,
-          [tf],
-        );
-        return r.rows.length >= want.length ? r.rows : null;
+        const r = await storedBars(sys.db.pool, tf);
+        return r.length >= want.length ? r : null;
       }, `${tf} bars`);
       expect(rows.length).toBe(want.length);
       rows.forEach((r, i) => {

@@ -1,0 +1,222 @@
+/** Targets and verdicts: turns each section's result into rows of the printed table. */
+import type { CeilingResult } from './ceiling.ts';
+import type { LatencyRun, RawLatency } from './latency.ts';
+import type { PipelineResult } from './pipeline.ts';
+import { fmtInt, fmtLatency, fmtMs, fmtPct, fmtRate, type TableRow, verdict } from './report.ts';
+import { FLAT_MB_PER_MIN, type RssResult } from './rss.ts';
+import type { SimResult } from './sim.ts';
+
+export const SECTIONS = ['ceiling', 'pipeline', 'sim', 'latency', 'rss', 'backlog'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchOptions {
+  quick: boolean;
+  sections: Section[];
+  /** Publishes in flight (bench publisher, ceiling and pipeline alike). */
+  window: number;
+  tradesTotal: number;
+  batchSize: number;
+  tradesPerMs: number;
+  pipelineGraceMs: number;
+  pgRows: number;
+  corePasses: number;
+  sim: { ratePerSymbol: number; warmupSec: number; seconds: number };
+  latency: { ratePerSec: number; graceMs: number; warmupMs: number; boundaries: number; seconds: number };
+  rss: { minutes: number; ratePerSec: number; sampleSec: number };
+}
+
+export interface Results {
+  startedAt: string;
+  finishedAt?: string;
+  options: BenchOptions;
+  machine: { cpus: number; cpuModel: string; memGb: number; node: string; natsServer: string };
+  ceiling?: CeilingResult;
+  pipeline?: PipelineResult;
+  backlog?: PipelineResult;
+  sim?: SimResult;
+  latency?: { raw: RawLatency; runs: LatencyRun[] };
+  rss?: RssResult;
+  errors: { section: Section; message: string }[];
+}
+
+export const TARGETS = {
+  pipelineTradesPerSec: 100_000,
+  pipelinePctOfCeiling: 80,
+  formingP99Ms: 25,
+  closedOverGraceMs: 25,
+  /** The simulator row keeps up when it applies at least this share of the configured rate. */
+  simKeepUp: 0.95,
+} as const;
+
+const row = (r: Partial<TableRow> & Pick<TableRow, 'metric'>): TableRow => ({
+  ours: '—',
+  ceiling: '—',
+  pct: '—',
+  target: '—',
+  verdict: 'info',
+  ...r,
+});
+
+export function ceilingRows(c: CeilingResult, batchSize: number): TableRow[] {
+  const js = (r: { msgsPerSec: number; tradesPerSec: number }) =>
+    `${fmtRate(r.msgsPerSec, ' msg/s')} = ${fmtRate(r.tradesPerSec, ' trades/s')}`;
+  const bestPg = Math.max(c.pg.insertRowsPerSec, c.pg.copyRowsPerSec);
+  return [
+    row({ metric: `ceiling: JetStream publish+consume (B=${batchSize})`, ceiling: js(c.combined) }),
+    row({ metric: 'ceiling: JetStream publish only', ceiling: js(c.publishOnly) }),
+    row({ metric: 'ceiling: JetStream consume only (stored)', ceiling: js(c.consumeOnly) }),
+    row({
+      metric: 'ceiling: core NATS publish+subscribe',
+      ceiling: `${fmtRate(c.coreMsgsPerSec, ' msg/s')} = ${fmtRate(c.coreMsgsPerSec * batchSize, ' trades/s')}`,
+    }),
+    row({
+      metric: 'ceiling: PostgreSQL multi-row INSERT',
+      ceiling: fmtRate(c.pg.insertRowsPerSec, ' rows/s'),
+    }),
+    row({
+      metric: 'ceiling: PostgreSQL COPY (psql \\copy)',
+      ceiling: fmtRate(c.pg.copyRowsPerSec, ' rows/s'),
+    }),
+    row({
+      metric: 'writer upsert (candle-store.ts), 1000-row batches',
+      ours: fmtRate(c.pg.writerUpsertRowsPerSec, ' rows/s'),
+      ceiling: fmtRate(bestPg, ' rows/s'),
+      pct: fmtPct(c.pg.writerUpsertRowsPerSec, bestPg),
+    }),
+  ];
+}
+
+const correctness = (p: PipelineResult) =>
+  p.mismatches.length === 0 && p.storedBars === p.expectedBars && p.quarantined === 0;
+const summaryOf = (p: PipelineResult) =>
+  `${p.mode}: ${p.storedBars}/${p.expectedBars} bars, ${p.mismatches.length} diffs, ${p.restarts} restarts`;
+
+export function pipelineRows(p: PipelineResult, ceiling: CeilingResult | null): TableRow[] {
+  const ceil = ceiling?.combined.tradesPerSec ?? Number.NaN;
+  const pct = (100 * p.endToEndTradesPerSec) / ceil;
+  const okRate = p.endToEndTradesPerSec >= TARGETS.pipelineTradesPerSec;
+  const okPct = Number.isFinite(pct) && pct >= TARGETS.pipelinePctOfCeiling;
+  const failed = [okRate ? '' : 'rate', okPct ? '' : '% of ceiling'].filter(Boolean).join(', ');
+  return [
+    row({
+      metric: `pipeline end to end: ${fmtInt(p.trades)} trades → 1m bars in candles`,
+      ours: `${fmtRate(p.endToEndTradesPerSec, ' trades/s')} (${p.storedSeconds.toFixed(1)} s)`,
+      ceiling: `${fmtRate(ceil, ' trades/s')} (publish+consume)`,
+      pct: fmtPct(p.endToEndTradesPerSec, ceil),
+      target: `≥ ${fmtInt(TARGETS.pipelineTradesPerSec)}/s and ≥ ${TARGETS.pipelinePctOfCeiling} %`,
+      verdict: okRate && okPct ? 'pass' : `FAIL (${failed})`,
+    }),
+    row({
+      metric: 'pipeline: all trades applied by symbol actors',
+      ours: `${fmtRate(p.appliedTradesPerSec, ' trades/s')} (${p.appliedSeconds.toFixed(1)} s)`,
+      ceiling: `${fmtRate(ceil, ' trades/s')} (publish+consume)`,
+      pct: fmtPct(p.appliedTradesPerSec, ceil),
+    }),
+    row({
+      metric: 'pipeline correctness: 1m bars vs barsFromTrades',
+      ours: summaryOf(p),
+      target: 'identical',
+      verdict: verdict(correctness(p)),
+    }),
+  ];
+}
+
+/** The consuming side alone: a stored backlog replayed by freshly started symbol actors. */
+export function backlogRows(b: PipelineResult, ceiling: CeilingResult | null): TableRow[] {
+  const ceil = ceiling?.consumeOnly.tradesPerSec ?? Number.NaN;
+  return [
+    row({
+      metric: `backlog replay: ${fmtInt(b.trades)} stored trades → candles`,
+      ours: `${fmtRate(b.endToEndTradesPerSec, ' trades/s')} (${b.storedSeconds.toFixed(1)} s)`,
+      ceiling: `${fmtRate(ceil, ' trades/s')} (consume only)`,
+      pct: fmtPct(b.endToEndTradesPerSec, ceil),
+    }),
+    row({
+      metric: 'backlog replay correctness: 1m bars vs barsFromTrades',
+      ours: summaryOf(b),
+      target: 'identical, no crashes',
+      verdict: verdict(correctness(b) && b.restarts === 0),
+    }),
+  ];
+}
+
+export function simRow(s: SimResult, ceiling: CeilingResult | null): TableRow {
+  const ceil = ceiling?.combined.tradesPerSec ?? Number.NaN;
+  return row({
+    metric: `sim exchange actor at ${fmtInt(s.configuredPerSec)} trades/s configured`,
+    ours: `${fmtRate(s.appliedPerSec, ' trades/s')} applied, backlog ${fmtInt(s.backlog)}`,
+    ceiling: fmtRate(ceil, ' trades/s'),
+    pct: fmtPct(s.appliedPerSec, ceil),
+    target: `≥ ${fmtInt(s.configuredPerSec)}/s (keeps up)`,
+    verdict: verdict(s.appliedPerSec >= TARGETS.simKeepUp * s.configuredPerSec),
+  });
+}
+
+export function latencyRows({ raw, runs }: { raw: RawLatency; runs: LatencyRun[] }): TableRow[] {
+  const rawP99 = raw.delivery.p99;
+  const ceiling = `p99 ${fmtMs(rawP99)} (raw JetStream)`;
+  const rows: TableRow[] = [
+    row({
+      metric: 'ceiling: raw JetStream publish → pull consumer, same load',
+      ceiling: fmtLatency(raw.delivery),
+    }),
+  ];
+  for (const r of runs) {
+    const which = `throttle ${r.formingThrottleMs} ms`;
+    rows.push(
+      row({
+        metric: `trade → forming bar (newest trade), ${which}`,
+        ours: fmtLatency(r.freshness),
+        ceiling,
+        target: `p99 ≤ ${TARGETS.formingP99Ms} ms`,
+        verdict: verdict(r.freshness.n > 0 && r.freshness.p99 <= TARGETS.formingP99Ms),
+      }),
+    );
+    if (r.formingThrottleMs > 0)
+      rows.push(
+        row({
+          metric: `trade → first forming update with it, ${which}`,
+          ours: fmtLatency(r.visibility),
+          target: `info (≤ throttle + ${TARGETS.formingP99Ms} ms)`,
+        }),
+      );
+    if (r.closed.n > 0) {
+      const limit = r.graceMs + TARGETS.closedOverGraceMs;
+      rows.push(
+        row({
+          metric: `bar end → closed 1m bar (grace ${r.graceMs} ms), ${which}`,
+          ours: fmtLatency(r.closed),
+          ceiling: `grace + ${fmtMs(rawP99)} = ${fmtMs(r.graceMs + rawP99)}`,
+          target: `p99 ≤ ${fmtMs(limit)}`,
+          verdict: verdict(r.closed.p99 <= limit),
+        }),
+      );
+    }
+  }
+  return rows;
+}
+
+export function rssRows(r: RssResult): TableRow[] {
+  return [
+    row({
+      metric: `RSS after warm-up → end (${r.minutes} min at ${fmtInt(r.ratePerSec)} trades/s)`,
+      ours: `${r.rssAfterWarmupMb.toFixed(0)} MB → ${r.rssEndMb.toFixed(0)} MB`,
+    }),
+    row({
+      metric: 'RSS slope after warm-up',
+      ours: `${r.slopeMbPerMin.toFixed(2)} ± ${r.slopeStdErr.toFixed(2)} MB/min (heap ${r.heapSlopeMbPerMin.toFixed(2)})`,
+      target: `flat (slope < ${FLAT_MB_PER_MIN} MB/min)`,
+      verdict: !r.flat
+        ? 'FAIL (growing)'
+        : r.slopeMbPerMin > -FLAT_MB_PER_MIN
+          ? 'pass (flat)'
+          : 'pass (shrinking)',
+    }),
+    row({
+      metric: `live heap after full GC, ${r.liveHeap.seconds.toFixed(0)} s apart (leak check)`,
+      ours: `${r.liveHeap.startMb.toFixed(1)} MB → ${r.liveHeap.endMb.toFixed(1)} MB (${r.liveHeap.mbPerMin.toFixed(2)} MB/min)`,
+      target: `flat (< ${FLAT_MB_PER_MIN} MB/min)`,
+      verdict: r.liveHeap.mbPerMin < FLAT_MB_PER_MIN ? 'pass (flat)' : 'FAIL (growing)',
+    }),
+  ];
+}

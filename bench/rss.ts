@@ -1,0 +1,161 @@
+/**
+ * Section 4: memory over a long run. The whole system (supervisor, worker with symbol actors
+ * and writer, gateway with one subscriber per symbol) runs in this process under a steady live
+ * load; RSS and heap are sampled every few seconds. After a warm-up (2 min, or 20 % of a shorter
+ * run) the least-squares slope of RSS says whether memory is flat.
+ */
+import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { metrics } from '../core/metrics.ts';
+import {
+  addExchange,
+  type BenchEnv,
+  benchConfig,
+  metricSum,
+  nowMs,
+  progress,
+  removeExchange,
+  sleep,
+  startCluster,
+  waitForActors,
+} from './infra.ts';
+import { LiveFeed, watchCandles } from './live.ts';
+import { slope, slopeStdErr } from './report.ts';
+
+const MB = 1024 * 1024;
+
+export interface RssSample {
+  tSec: number;
+  rssMb: number;
+  heapUsedMb: number;
+  natsRssMb: number | null;
+}
+
+export interface RssResult {
+  minutes: number;
+  ratePerSec: number;
+  warmupSec: number;
+  samples: RssSample[];
+  rssAfterWarmupMb: number;
+  rssEndMb: number;
+  slopeMbPerMin: number;
+  /** Standard error of the RSS slope (how much of it is noise). */
+  slopeStdErr: number;
+  heapSlopeMbPerMin: number;
+  natsSlopeMbPerMin: number;
+  flat: boolean;
+  /** Heap in use right after a full GC, before and after `seconds` more load (JS leak check). */
+  liveHeap: { startMb: number; endMb: number; seconds: number; mbPerMin: number };
+  published: number;
+  applied: number;
+  candleUpdates: number;
+}
+
+function natsRssMb(pid: number | null): number | null {
+  if (!pid) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export const FLAT_MB_PER_MIN = 1;
+
+let forceGc: (() => void) | null = null;
+
+/** Heap used after a full collection (gc exposed at run time, as --expose-gc would). */
+function liveHeapMb(): number {
+  if (!forceGc) {
+    setFlagsFromString('--expose-gc');
+    forceGc = runInNewContext('gc') as () => void;
+  }
+  forceGc();
+  forceGc();
+  return process.memoryUsage().heapUsed / MB;
+}
+
+export async function runRss(
+  env: BenchEnv,
+  o: { minutes: number; ratePerSec: number; symbols: string[]; sampleSec: number },
+): Promise<RssResult> {
+  const ex = 'rss';
+  const cfg = benchConfig(env);
+  await addExchange(env.db.pool, ex, 'external', o.symbols);
+  const cluster = await startCluster(cfg, true);
+  try {
+    await waitForActors(env.topo, ex, o.symbols);
+    let candleUpdates = 0;
+    const watch = await watchCandles(cluster.gatewayUrl!, ex, o.symbols, () => {
+      candleUpdates++;
+    });
+    const applied0 = await metricSum(metrics.tradesIn, { exchange: ex });
+    const feed = new LiveFeed(env.topo.js, ex, o.symbols, o.ratePerSec, { trackPrices: false });
+    const durationSec = o.minutes * 60;
+    const warmupSec = Math.min(120, 0.2 * durationSec);
+    progress('rss', `${o.minutes} min at ${o.ratePerSec} trades/s; sampling every ${o.sampleSec} s`);
+    const samples: RssSample[] = [];
+    const t0 = nowMs();
+    feed.start();
+    for (let i = 0; ; i++) {
+      const mem = process.memoryUsage();
+      const s: RssSample = {
+        tSec: (nowMs() - t0) / 1000,
+        rssMb: mem.rss / MB,
+        heapUsedMb: mem.heapUsed / MB,
+        natsRssMb: natsRssMb(env.nats.pid),
+      };
+      samples.push(s);
+      if (i % 3 === 0)
+        progress(
+          'rss',
+          `t=${s.tSec.toFixed(0)} s rss ${s.rssMb.toFixed(1)} MB heap ${s.heapUsedMb.toFixed(1)} MB nats ${s.natsRssMb?.toFixed(1) ?? '?'} MB`,
+        );
+      if (s.tSec >= durationSec - 0.5) break;
+      await sleep(Math.max(0, t0 + (i + 1) * o.sampleSec * 1000 - nowMs()));
+    }
+    // Leak check, after the sampled run so forced collections do not shape its RSS curve: the live
+    // heap after a full GC now, and again after more of the same load.
+    const checkSec = Math.min(120, Math.max(20, durationSec / 5));
+    progress('rss', `live-heap check: full GC, ${checkSec} s more load, full GC`);
+    const live0 = liveHeapMb();
+    await sleep(checkSec * 1000);
+    const live1 = liveHeapMb();
+    feed.stop();
+    await sleep(3000);
+    const applied = (await metricSum(metrics.tradesIn, { exchange: ex })) - applied0;
+    await watch.close();
+    const post = samples.filter((s) => s.tSec >= warmupSec - 0.5);
+    const perMin = (pick: (s: RssSample) => number | null) =>
+      slope(post.flatMap((s) => (pick(s) === null ? [] : [{ x: s.tSec / 60, y: pick(s)! }])));
+    const fit = post.map((s) => ({ x: s.tSec / 60, y: s.rssMb }));
+    const slopeMbPerMin = slope(fit);
+    return {
+      minutes: o.minutes,
+      ratePerSec: o.ratePerSec,
+      warmupSec,
+      samples,
+      rssAfterWarmupMb: post[0]?.rssMb ?? Number.NaN,
+      rssEndMb: samples.at(-1)?.rssMb ?? Number.NaN,
+      slopeMbPerMin,
+      slopeStdErr: slopeStdErr(fit),
+      heapSlopeMbPerMin: perMin((s) => s.heapUsedMb),
+      natsSlopeMbPerMin: perMin((s) => s.natsRssMb),
+      flat: slopeMbPerMin < FLAT_MB_PER_MIN,
+      liveHeap: {
+        startMb: live0,
+        endMb: live1,
+        seconds: checkSec,
+        mbPerMin: ((live1 - live0) * 60) / checkSec,
+      },
+      published: feed.published,
+      applied,
+      candleUpdates,
+    };
+  } finally {
+    await removeExchange(env, cluster, ex);
+    await cluster.stop();
+  }
+}
