@@ -12,10 +12,11 @@ import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
-import type { Topology } from '../core/nats.ts';
+import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type Assignment,
   assignmentSchema,
+  BUCKETS,
   decodeJson,
   encodeJson,
   SCHEMA_VERSION,
@@ -145,7 +146,7 @@ export class Worker {
     let n = 0;
     const now = this.opts.clock.now();
     try {
-      for await (const key of await this.opts.topo.kv.workers.keys()) {
+      for (const key of await listKeys(this.opts.topo.jsm, BUCKETS.workers)) {
         if (key === this.id) continue;
         const e = await this.opts.topo.kv.workers.get(key);
         const rec = e?.operation === 'PUT' ? decodeJson(e.value) : null;
@@ -213,7 +214,7 @@ export class Worker {
     const fresh = new Map<string, { a: Assignment; rev: number }>();
     let newest = 0;
     try {
-      for await (const k of await kv.keys()) {
+      for (const k of await listKeys(this.opts.topo.jsm, BUCKETS.actorAssign)) {
         const e = await kv.get(k);
         if (e?.operation !== 'PUT') continue;
         newest = Math.max(newest, e.revision);

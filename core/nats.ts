@@ -118,3 +118,16 @@ export async function ensureTopology(nc: NatsConnection, cfg: Config): Promise<T
   ]);
   return { nc, js: jetstream(nc), jsm, kv: { health, assign, workers, leader, symbolState } };
 }
+
+/**
+ * Keys of a KV bucket from a server-side snapshot (stream info with a subjects filter).
+ * nats.js `kv.keys()` walks the bucket with a consumer and, on a bucket being written to
+ * (heartbeats), can list a key twice and miss others; this does neither.
+ */
+export async function listKeys(jsm: JetStreamManager, bucket: string): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+  return Object.keys(info.state.subjects ?? {})
+    .map((s) => s.slice(prefix.length))
+    .sort();
+}

@@ -3,12 +3,13 @@ import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import { TmError, UnknownSymbolError, UnknownTimeframeError } from '../core/errors.ts';
-import type { Topology } from '../core/nats.ts';
+import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
   actorHealthSchema,
   assertExchangeId,
   type Bar,
+  BUCKETS,
   decodeJson,
   encodeSymbol,
   isLiveSubject,
@@ -65,8 +66,7 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
 
   async function readActors() {
     const kv = topo.kv.health;
-    const keys: string[] = [];
-    for await (const k of await kv.keys()) keys.push(k);
+    const keys = await listKeys(topo.jsm, BUCKETS.actorHealth);
     const now = Date.now();
     const entries = await Promise.all(keys.map((k) => kv.get(k)));
     const out = [];

@@ -12,11 +12,12 @@ import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
-import type { Topology } from '../core/nats.ts';
+import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorSpec,
   type Assignment,
   assignmentSchema,
+  BUCKETS,
   decodeJson,
   encodeJson,
   SCHEMA_VERSION,
@@ -170,7 +171,7 @@ export class ClusterSupervisor {
     const now = this.opts.clock.now();
     const ttl = this.opts.cfg.health.ttlMs;
     const live: string[] = [];
-    for await (const key of await this.opts.topo.kv.workers.keys()) {
+    for (const key of await listKeys(this.opts.topo.jsm, BUCKETS.workers)) {
       const entry = await this.opts.topo.kv.workers.get(key);
       if (entry?.operation !== 'PUT') continue;
       const parsed = decodeJson(entry.value);
