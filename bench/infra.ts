@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Worker } from '../actors/worker.ts';
-import { type Config, loadConfig } from '../core/config.ts';
+import { type Config, loadConfig, mergeDeep } from '../core/config.ts';
 import { createPool, type Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { migrate } from '../core/migrate.ts';
@@ -145,24 +145,12 @@ function benchConfigFor(natsUrl: string, dbUrl: string, overrides: Record<string
     metricsPort: 0,
     sim: { enabled: false },
   };
-  return loadConfig({}, deepMerge(base, overrides));
+  return loadConfig({}, mergeDeep(base, overrides));
 }
 
 /** Defaults of core/config.ts plus the bench's infrastructure; `overrides` as in the config file. */
 export function benchConfig(env: BenchEnv, overrides: Record<string, unknown> = {}): Config {
   return benchConfigFor(env.nats.url, env.db.url, overrides);
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object'
-        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 export async function addExchange(pool: Pool, id: string, kind: ExchangeKind, symbols: string[]) {

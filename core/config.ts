@@ -202,7 +202,8 @@ export function loadConfig(
   return deepFreeze(result.data);
 }
 
-function mergeDeep(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+/** Merges plain objects recursively; arrays and scalars in `b` replace those in `a`. */
+export function mergeDeep(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];

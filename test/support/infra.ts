@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { type Config, loadConfig } from '../../core/config.ts';
+import { type Config, loadConfig, mergeDeep } from '../../core/config.ts';
 import { createPool, type Pool } from '../../core/db.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { migrate } from '../../core/migrate.ts';
@@ -85,7 +85,7 @@ export async function freshDatabase(): Promise<TestDb> {
 export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string, unknown> = {}): Config {
   return loadConfig(
     {},
-    deepMerge(
+    mergeDeep(
       {
         nats: { url: nats.url },
         database: { url: db.url, poolMax: 5 },
@@ -99,18 +99,6 @@ export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string,
       overrides,
     ),
   );
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object'
-        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 export async function topology(cfg: Config, name = 'test'): Promise<Topology & AsyncDisposable> {
