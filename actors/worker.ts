@@ -18,11 +18,11 @@ import {
   assignmentSchema,
   BUCKETS,
   decodeJson,
+  decodeWith,
   encodeJson,
   SCHEMA_VERSION,
   SERVICES,
   subjects,
-  validateWith,
 } from '../core/protocol/index.ts';
 import { behaviorFactory } from './factory.ts';
 import { KvHealthSink } from './runtime/kv-health.ts';
@@ -194,8 +194,7 @@ export class Worker {
     if (e.operation !== 'PUT') {
       this.assignments.delete(e.key);
     } else {
-      const parsed = decodeJson(e.value);
-      const checked = parsed.ok ? validateWith(assignmentSchema, parsed.value) : parsed;
+      const checked = decodeWith(assignmentSchema, e.value);
       if (!checked.ok) {
         this.opts.log.warn({ key: e.key, error: checked.error }, 'ignoring malformed assignment');
         return;
@@ -218,8 +217,7 @@ export class Worker {
         const e = await kv.get(k);
         if (e?.operation !== 'PUT') continue;
         newest = Math.max(newest, e.revision);
-        const parsed = decodeJson(e.value);
-        const checked = parsed.ok ? validateWith(assignmentSchema, parsed.value) : parsed;
+        const checked = decodeWith(assignmentSchema, e.value);
         if (checked.ok) fresh.set(k, { a: checked.value, rev: e.revision });
       }
     } catch (err) {

@@ -11,6 +11,7 @@ import {
   type Bar,
   BUCKETS,
   decodeJson,
+  decodeWith,
   encodeSymbol,
   isLiveSubject,
   isTimeframe,
@@ -18,7 +19,6 @@ import {
   TIMEFRAMES,
   type Timeframe,
   validateBar,
-  validateWith,
 } from '../core/protocol/index.ts';
 import { type Candle, candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
 import type { TopicHub } from './topic-hub.ts';
@@ -72,8 +72,7 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
     const out = [];
     for (const e of entries) {
       if (e?.operation !== 'PUT') continue;
-      const parsed = decodeJson(e.value);
-      const rec = parsed.ok ? validateWith(actorHealthSchema, parsed.value) : parsed;
+      const rec = decodeWith(actorHealthSchema, e.value);
       if (!rec.ok) continue;
       const h: ActorHealth = rec.value;
       out.push({

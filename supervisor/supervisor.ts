@@ -19,10 +19,10 @@ import {
   assignmentSchema,
   BUCKETS,
   decodeJson,
+  decodeWith,
   encodeJson,
   SCHEMA_VERSION,
   SERVICES,
-  validateWith,
   workerRecordSchema,
 } from '../core/protocol/index.ts';
 import { loadDesired, seedSimulator } from './desired.ts';
@@ -162,8 +162,7 @@ export class ClusterSupervisor {
       this.assignments.delete(e.key);
       return;
     }
-    const parsed = decodeJson(e.value);
-    const checked = parsed.ok ? validateWith(assignmentSchema, parsed.value) : parsed;
+    const checked = decodeWith(assignmentSchema, e.value);
     if (checked.ok) this.assignments.set(e.key, checked.value);
   }
 
@@ -174,8 +173,7 @@ export class ClusterSupervisor {
     for (const key of await listKeys(this.opts.topo.jsm, BUCKETS.workers)) {
       const entry = await this.opts.topo.kv.workers.get(key);
       if (entry?.operation !== 'PUT') continue;
-      const parsed = decodeJson(entry.value);
-      const rec = parsed.ok ? validateWith(workerRecordSchema, parsed.value) : parsed;
+      const rec = decodeWith(workerRecordSchema, entry.value);
       if (rec.ok && !rec.value.draining && now - rec.value.updatedAt <= ttl) live.push(rec.value.id);
     }
     return [...new Set(live)].sort();

@@ -255,3 +255,9 @@ export function decodeJson(data: Uint8Array): Result<unknown> {
     return fail(`not JSON: ${(e as Error).message}`);
   }
 }
+
+/** Decodes JSON bytes and validates them against a schema, without throwing. */
+export function decodeWith<T>(schema: z.ZodType<T>, data: Uint8Array): Result<T> {
+  const parsed = decodeJson(data);
+  return parsed.ok ? validateWith(schema, parsed.value) : parsed;
+}
