@@ -191,3 +191,18 @@ describe('BarBuilder trade-id memory', () => {
     expect(b.applyTrades([t('d')]).duplicates).toBe(1);
   });
 });
+
+describe('BarBuilder regression: late trade into a higher bucket that closed empty', () => {
+  it('creates the 5m bar instead of refusing the trade (fast-check counterexample)', () => {
+    const b = new BarBuilder(emptyState('sim', 'X'), opts);
+    const closed: Bar[] = [];
+    const t = [122_859, 272_844, 422_843].map((dt, i) => tr(T0 + dt, 1 + i));
+    closed.push(...b.applyTrades([t[0]!]).closed, ...b.advanceClock(T0 + 451_001).closed);
+    closed.push(...b.applyTrades([t[1]!]).closed, ...b.advanceClock(T0 + 601_000).closed);
+    const r = b.applyTrades([t[2]!]);
+    expect(r.tooLate).toEqual([]);
+    closed.push(...r.closed, ...b.advanceClock(T0 + 1e9).closed);
+    const got = [...latest(closed).values()].filter((x) => x.tf === '5m').sort((x, y) => x.t - y.t);
+    expect(got.map(strip)).toEqual(barsFromTrades('sim', 'X', '5m', t).map(strip));
+  });
+});

@@ -285,7 +285,10 @@ export class BarBuilder {
     for (const tf of HIGHER_TIMEFRAMES) {
       const hb = bucketStart(t, tf);
       const stillOpen = hb + TIMEFRAME_MS[tf] > s.watermark;
-      if (!stillOpen && s.lastClosed[tf]?.bar.t !== hb) return false;
+      const last = s.lastClosed[tf]?.bar.t;
+      // Closed buckets are revisable if they hold the last closed bar, or if they closed empty
+      // after it (the trade then makes their first bar, as for 1m).
+      if (!stillOpen && last !== hb && !(last === undefined || hb > last)) return false;
     }
     const idx = s.recent1m.findIndex((r) => r.bar.t === t);
     if (idx >= 0) {
@@ -309,11 +312,19 @@ export class BarBuilder {
         if (agg) mergeTrade(agg, trade);
         else s.agg[tf] = barOfTrade(hb, trade);
         out.formingChanged = true;
-      } else {
+      } else if (s.lastClosed[tf]?.bar.t === hb) {
         const ref = s.lastClosed[tf]!;
         mergeTrade(ref.bar, trade);
         ref.rev += 1;
         out.closed.push(toBar(s, tf, ref.bar, true, ref.rev, ref.gap));
+      } else {
+        const ref: ClosedRef = {
+          bar: barOfTrade(hb, trade),
+          rev: 0,
+          gap: gapBetween(s.lastClosed[tf]?.bar.t, hb, tf),
+        };
+        s.lastClosed[tf] = ref;
+        out.closed.push(toBar(s, tf, ref.bar, true, 0, ref.gap));
       }
     }
     return true;
