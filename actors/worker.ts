@@ -12,12 +12,11 @@ import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
-import { listKeys, type Topology } from '../core/nats.ts';
+import { listKeys, liveWorkers, type Topology } from '../core/nats.ts';
 import {
   type Assignment,
   assignmentSchema,
   BUCKETS,
-  decodeJson,
   decodeWith,
   encodeJson,
   SCHEMA_VERSION,
@@ -143,20 +142,9 @@ export class Worker {
   }
 
   private async otherLiveWorkers(): Promise<number> {
-    let n = 0;
-    const now = this.opts.clock.now();
-    try {
-      for (const key of await listKeys(this.opts.topo.jsm, BUCKETS.workers)) {
-        if (key === this.id) continue;
-        const e = await this.opts.topo.kv.workers.get(key);
-        const rec = e?.operation === 'PUT' ? decodeJson(e.value) : null;
-        const w = rec?.ok ? (rec.value as { updatedAt?: number; draining?: boolean }) : null;
-        if (w && !w.draining && now - (w.updatedAt ?? 0) <= this.opts.cfg.health.ttlMs) n++;
-      }
-    } catch {
-      return 0;
-    }
-    return n;
+    const { topo, clock, cfg } = this.opts;
+    const live = await liveWorkers(topo, clock.now(), cfg.health.ttlMs).catch(() => []);
+    return live.filter((w) => w.id !== this.id).length;
   }
 
   async stop(opts: { drain?: boolean } = {}): Promise<void> {

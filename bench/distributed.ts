@@ -5,7 +5,8 @@
  * configuration (heartbeat 1 s, health TTL 3 s), because that is what users run.
  */
 
-import { actorIds, decodeJson } from '../core/protocol/index.ts';
+import { listKeys } from '../core/nats.ts';
+import { actorIds, BUCKETS, consumers, decodeJson, STREAMS } from '../core/protocol/index.ts';
 import { startSupervisorRole } from '../launcher/roles.ts';
 import { type RoleProcess, spawnRole } from '../test/support/processes.ts';
 import { publishAll } from './ceiling.ts';
@@ -34,7 +35,7 @@ interface Health {
 async function healthById(env: BenchEnv): Promise<Map<string, Health>> {
   const out = new Map<string, Health>();
   const kv = env.topo.kv.health;
-  for await (const k of await kv.keys()) {
+  for (const k of await listKeys(env.topo.jsm, BUCKETS.actorHealth)) {
     const e = await kv.get(k);
     const v = e?.operation === 'PUT' ? decodeJson(e.value) : null;
     if (v?.ok) out.set(k, v.value as Health);
@@ -157,7 +158,7 @@ export async function runScaling(env: BenchEnv, tradesPerSymbol: number): Promis
       await waitFor(
         async () => {
           for (const s of symbols) {
-            const ci = await env.topo.jsm.consumers.info('TRADES', `sym_${ex}_${s}`);
+            const ci = await env.topo.jsm.consumers.info(STREAMS.trades, consumers.symbolTrades(ex, s));
             if (ci.num_pending > 0 || ci.num_ack_pending > 0) return false;
           }
           return true;

@@ -1,12 +1,22 @@
 /** Targets and verdicts: turns each section's result into rows of the printed table. */
 import type { CeilingResult } from './ceiling.ts';
+import type { FailoverResult, ScalingResult } from './distributed.ts';
 import type { LatencyRun, RawLatency } from './latency.ts';
 import type { PipelineResult } from './pipeline.ts';
 import { fmtInt, fmtLatency, fmtMs, fmtPct, fmtRate, type TableRow, verdict } from './report.ts';
 import { FLAT_MB_PER_MIN, type RssResult } from './rss.ts';
 import type { SimResult } from './sim.ts';
 
-export const SECTIONS = ['ceiling', 'pipeline', 'sim', 'latency', 'rss', 'backlog'] as const;
+export const SECTIONS = [
+  'ceiling',
+  'pipeline',
+  'sim',
+  'latency',
+  'rss',
+  'backlog',
+  'failover',
+  'scaling',
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -23,6 +33,8 @@ export interface BenchOptions {
   sim: { ratePerSymbol: number; warmupSec: number; seconds: number };
   latency: { ratePerSec: number; graceMs: number; warmupMs: number; boundaries: number; seconds: number };
   rss: { minutes: number; ratePerSec: number; sampleSec: number };
+  failover: { kills: number };
+  scaling: { tradesPerSymbol: number };
 }
 
 export interface Results {
@@ -36,6 +48,8 @@ export interface Results {
   sim?: SimResult;
   latency?: { raw: RawLatency; runs: LatencyRun[] };
   rss?: RssResult;
+  failover?: FailoverResult;
+  scaling?: ScalingResult[];
   errors: { section: Section; message: string }[];
 }
 
@@ -46,6 +60,8 @@ export const TARGETS = {
   closedOverGraceMs: 25,
   /** The simulator row keeps up when it applies at least this share of the configured rate. */
   simKeepUp: 0.95,
+  failoverP50Ms: 5000,
+  failoverMaxMs: 10_000,
 } as const;
 
 const row = (r: Partial<TableRow> & Pick<TableRow, 'metric'>): TableRow => ({
@@ -219,4 +235,27 @@ export function rssRows(r: RssResult): TableRow[] {
       verdict: r.liveHeap.mbPerMin < FLAT_MB_PER_MIN ? 'pass (flat)' : 'FAIL (growing)',
     }),
   ];
+}
+
+export function failoverRows(f: FailoverResult): TableRow[] {
+  return [
+    row({
+      metric: `failover: worker kill -9 → its actors running elsewhere (${f.samplesMs.length} kills)`,
+      ours: `p50 ${fmtMs(f.p50)}, max ${fmtMs(f.max)}`,
+      target: `p50 ≤ ${fmtMs(TARGETS.failoverP50Ms)}, max ≤ ${fmtMs(TARGETS.failoverMaxMs)}`,
+      verdict: verdict(f.p50 <= TARGETS.failoverP50Ms && f.max <= TARGETS.failoverMaxMs),
+    }),
+  ];
+}
+
+export function scalingRows(runs: ScalingResult[], ceiling: CeilingResult | null): TableRow[] {
+  const ceil = ceiling?.combined.tradesPerSec ?? Number.NaN;
+  return runs.map((r) =>
+    row({
+      metric: `pipeline with ${r.workers} worker process${r.workers > 1 ? 'es' : ''} (${fmtInt(r.trades)} trades)`,
+      ours: fmtRate(r.tradesPerSec, ' trades/s'),
+      ceiling: fmtRate(ceil, ' trades/s'),
+      pct: fmtPct(r.tradesPerSec, ceil),
+    }),
+  );
 }

@@ -5,12 +5,14 @@
  *
  *   npm run bench -- --quick                 short runs (smoke check)
  *   npm run bench -- --only pipeline,latency sections: ceiling pipeline sim latency rss backlog
+ *                                             failover scaling
  *   npm run bench -- --rss-minutes 10        length of the RSS run (default 10, --quick 1)
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runCeiling } from './ceiling.ts';
+import { runFailover, runScaling } from './distributed.ts';
 import { type BenchEnv, createBenchDb, log, openTopology, progress, startBenchNats } from './infra.ts';
 import { runLatency } from './latency.ts';
 import { notesFor } from './notes.ts';
@@ -20,12 +22,14 @@ import {
   type BenchOptions,
   backlogRows,
   ceilingRows,
+  failoverRows,
   latencyRows,
   pipelineRows,
   type Results,
   rssRows,
   SECTIONS,
   type Section,
+  scalingRows,
   simRow,
 } from './rows.ts';
 import { runRss } from './rss.ts';
@@ -45,7 +49,8 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only ceiling,pipeline,sim,latency,rss,backlog] [--rss-minutes N]\n' +
+    'usage: npm run bench -- [--quick] [--only ceiling,pipeline,sim,latency,rss,backlog,failover,scaling]\n' +
+      '                        [--rss-minutes N]\n' +
       '                        [--trades N (pipeline workload)] [--window N (publishes in flight)]\n',
   );
   process.exit(0);
@@ -86,6 +91,8 @@ const options: BenchOptions = {
     ratePerSec: 20_000,
     sampleSec: quick ? 5 : 10,
   },
+  failover: { kills: quick ? 2 : 5 },
+  scaling: { tradesPerSymbol: quick ? 50_000 : 250_000 },
 };
 
 function natsServerVersion(): string {
@@ -203,6 +210,15 @@ async function main(): Promise<number> {
       const w = workloadFor('benchbl');
       results.backlog = await runPipeline(env, w, { ...pipelineRun, mode: 'backlog', timeoutMs: 180_000 });
       rows.push(...backlogRows(results.backlog, results.ceiling ?? null));
+    });
+    // Worker processes of their own: failover time and 1 vs 2 workers.
+    await attempt('failover', async () => {
+      results.failover = await runFailover(env, options.failover.kills);
+      rows.push(...failoverRows(results.failover));
+    });
+    await attempt('scaling', async () => {
+      results.scaling = await runScaling(env, options.scaling.tradesPerSymbol);
+      rows.push(...scalingRows(results.scaling, results.ceiling ?? null));
     });
   } finally {
     await cleanup();

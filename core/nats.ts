@@ -16,7 +16,14 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { Config } from './config.ts';
-import { BUCKETS, STREAMS, subjects } from './protocol/index.ts';
+import {
+  BUCKETS,
+  decodeWith,
+  STREAMS,
+  subjects,
+  type WorkerRecord,
+  workerRecordSchema,
+} from './protocol/index.ts';
 
 export type { NatsConnection };
 
@@ -130,4 +137,21 @@ export async function listKeys(jsm: JetStreamManager, bucket: string): Promise<s
   return Object.keys(info.state.subjects ?? {})
     .map((s) => s.slice(prefix.length))
     .sort();
+}
+
+/**
+ * The workers that can take actors now: a heartbeat younger than `ttlMs` and not draining.
+ * Judged from the records' own timestamps, because on NATS 2.9 a key that expires by bucket
+ * TTL produces no watch event (a dead worker's record may still be readable for a while).
+ */
+export async function liveWorkers(topo: Topology, now: number, ttlMs: number): Promise<WorkerRecord[]> {
+  const live = new Map<string, WorkerRecord>();
+  for (const key of await listKeys(topo.jsm, BUCKETS.workers)) {
+    const entry = await topo.kv.workers.get(key);
+    if (entry?.operation !== 'PUT') continue;
+    const rec = decodeWith(workerRecordSchema, entry.value);
+    if (rec.ok && !rec.value.draining && now - rec.value.updatedAt <= ttlMs)
+      live.set(rec.value.id, rec.value);
+  }
+  return [...live.values()].sort((a, b) => a.id.localeCompare(b.id));
 }

@@ -7,6 +7,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Svcm } from '@nats-io/services';
+import { listKeys } from '../core/nats.ts';
 import { BUCKETS, decodeJson } from '../core/protocol/index.ts';
 
 export interface Inspection {
@@ -54,9 +55,9 @@ export async function inspect(nc: NatsConnection): Promise<Inspection> {
   ]) {
     const kv = await kvm.open(bucket);
     const rows = [];
-    for await (const key of await kv.keys()) {
+    for (const key of await listKeys(jsm, bucket)) {
       const e = await kv.get(key);
-      if (!e || e.operation !== 'PUT') continue;
+      if (e?.operation !== 'PUT') continue;
       const parsed = decodeJson(e.value);
       rows.push({ key, value: parsed.ok ? parsed.value : null });
     }

@@ -12,18 +12,16 @@ import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
-import { listKeys, type Topology } from '../core/nats.ts';
+import { liveWorkers, type Topology } from '../core/nats.ts';
 import {
   type ActorSpec,
   type Assignment,
   assignmentSchema,
-  BUCKETS,
   decodeJson,
   decodeWith,
   encodeJson,
   SCHEMA_VERSION,
   SERVICES,
-  workerRecordSchema,
 } from '../core/protocol/index.ts';
 import { loadDesired, seedSimulator } from './desired.ts';
 import { LeaderLease } from './leader.ts';
@@ -167,16 +165,8 @@ export class ClusterSupervisor {
   }
 
   private async readWorkers(): Promise<string[]> {
-    const now = this.opts.clock.now();
-    const ttl = this.opts.cfg.health.ttlMs;
-    const live: string[] = [];
-    for (const key of await listKeys(this.opts.topo.jsm, BUCKETS.workers)) {
-      const entry = await this.opts.topo.kv.workers.get(key);
-      if (entry?.operation !== 'PUT') continue;
-      const rec = decodeWith(workerRecordSchema, entry.value);
-      if (rec.ok && !rec.value.draining && now - rec.value.updatedAt <= ttl) live.push(rec.value.id);
-    }
-    return [...new Set(live)].sort();
+    const live = await liveWorkers(this.opts.topo, this.opts.clock.now(), this.opts.cfg.health.ttlMs);
+    return live.map((w) => w.id);
   }
 
   async reconcile(): Promise<void> {

@@ -14,6 +14,7 @@ import { migrate } from '../core/migrate.ts';
 import { connectNats, type NatsConnection } from '../core/nats.ts';
 import { decodeJson, encodeJson } from '../core/protocol/index.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from '../launcher/embedded-postgres.ts';
+import { inspect } from '../launcher/inspect.ts';
 import { verifyBars } from '../launcher/verify.ts';
 import { eventually, startTestNats, type TestNats, testLog } from './support/infra.ts';
 import { type RoleProcess, spawnRole } from './support/processes.ts';
@@ -50,15 +51,7 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
   };
 
   async function health(): Promise<Health[]> {
-    const { Kvm } = await import('@nats-io/kv');
-    const kv = await new Kvm(nc).open('actor-health');
-    const out: Health[] = [];
-    for await (const k of await kv.keys()) {
-      const e = await kv.get(k);
-      const v = e?.operation === 'PUT' ? decodeJson(e.value) : null;
-      if (v?.ok) out.push(v.value as Health);
-    }
-    return out;
+    return ((await inspect(nc)).buckets['actor-health'] ?? []).map((r) => r.value as Health);
   }
 
   /** All actors running, none on an excluded worker; returns id → worker. */
@@ -245,5 +238,26 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     }
     expect(hosted.sort()).toEqual([...(await allRunning('final')).keys()].sort());
     expect(new Set(hosted).size).toBe(ACTORS);
+
+    // What `nats micro ls`, `nats consumer ls TRADES` and `nats kv ls` would show agrees.
+    const live = ['w1', 'w2', 'w3', 'w4', 'w5'].filter((x) => ![victim, drained, second].includes(x));
+    const view = await inspect(nc);
+    const services = (name: string) => view.services.filter((s) => s.name === name);
+    expect(services('tickmesh-supervisor')).toHaveLength(1);
+    expect(services('tickmesh-gateway')).toHaveLength(1);
+    expect(
+      services('tickmesh-worker')
+        .map((s) => s.metadata.instance)
+        .sort(),
+    ).toEqual(live);
+    for (const s of view.services) {
+      expect(s.metadata).toMatchObject({ role: expect.any(String), host: expect.any(String) });
+      expect(s.endpoints.some((e) => e.endsWith('.status'))).toBe(true);
+    }
+    expect(view.consumers.TRADES?.length).toBe(ACTORS - 2);
+    expect(view.buckets['actor-assign']?.map((r) => r.key)).toHaveLength(ACTORS);
+    expect(new Set(view.buckets['actor-assign']?.map((r) => (r.value as { worker: string }).worker))).toEqual(
+      new Set(live),
+    );
   });
 });

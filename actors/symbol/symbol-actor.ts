@@ -8,7 +8,7 @@
  * recreates the durable consumer at the next sequence, so replay is exact, and re-published
  * bars carry the same message ids (deduplicated by JetStream; upserts are idempotent anyway).
  */
-import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, type Consumer, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
@@ -64,6 +64,7 @@ export class SymbolActor implements ActorBehavior {
   private closeTimer: TimerHandle | null = null;
   private snapshotTimer: TimerHandle | null = null;
   private quarantine!: Quarantine;
+  private consumer: Consumer | null = null;
   private readonly publishRetry = retryForever(50, 2000);
 
   constructor(
@@ -139,6 +140,7 @@ export class SymbolActor implements ActorBehavior {
       opt_start_seq: Math.max(1, startSeq),
     });
     const consumer = await js.consumers.get(STREAMS.trades, name);
+    this.consumer = consumer;
     return consumer.consume({ max_messages: 256 });
   }
 
@@ -165,7 +167,7 @@ export class SymbolActor implements ActorBehavior {
         this.applyMessage(m.msg);
         break;
       case 'tick':
-        this.onTick();
+        await this.onTick();
         break;
       case 'forming':
         this.publishForming();
@@ -233,8 +235,11 @@ export class SymbolActor implements ActorBehavior {
     this.scheduleClose();
   }
 
-  private onTick(): void {
+  private async onTick(): Promise<void> {
     this.closeTimer = null;
+    // The last delivery said nothing was pending, but trades may have been stored since and
+    // still be on their way to us: ask the consumer before closing a bar on the wall clock.
+    if (this.caughtUp && !(await this.nothingOutstanding())) this.caughtUp = false;
     if (!this.caughtUp) {
       // Replaying a backlog: the trades themselves advance the clock; check again shortly.
       this.closeTimer = this.ctx.clock.setTimeout(() => this.mailbox.offer({ type: 'tick' }), 250);
@@ -245,6 +250,22 @@ export class SymbolActor implements ActorBehavior {
     this.publishClosed(result.closed);
     if (result.formingChanged) this.requestForming();
     this.scheduleClose();
+  }
+
+  /**
+   * True when the consumer has neither undelivered trades nor delivered-but-unapplied ones.
+   * Acks go out on the same connection before this request, so an applied message no longer
+   * counts as ack-pending. Unknown (NATS unreachable) counts as outstanding: no bar is closed
+   * while the stream can't be seen.
+   */
+  private async nothingOutstanding(): Promise<boolean> {
+    if (!this.consumer) return false;
+    try {
+      const info = await this.consumer.info(false);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    } catch {
+      return false;
+    }
   }
 
   private publishClosed(bars: Bar[]): void {
