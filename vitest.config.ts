@@ -22,6 +22,7 @@ export default defineConfig({
             'supervisor/**/*.test.ts',
             'graphql/**/*.test.ts',
             'launcher/**/*.test.ts',
+            'analytics/**/*.test.ts',
             'ui/src/**/*.test.ts',
           ],
           exclude: ['**/*.int.test.ts', '**/node_modules/**'],

@@ -49,6 +49,8 @@ export const configSchema = z
       .strict()
       .default({ host: '0.0.0.0', port: 4000, maxCandles: 5000, defaultCandles: 500, subscriberQueue: 1000 }),
     metricsPort: z.number().int().min(0).max(65535).default(9464),
+    /** YAML/JSON file of exchanges and their adapter options (core/exchanges-config.ts). */
+    exchangesFile: z.string().optional(),
     worker: z
       .object({
         id: z
@@ -170,6 +172,7 @@ const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
   HOST: [['gateway', 'host'], String],
   PORT: [['gateway', 'port'], num],
   METRICS_PORT: [['metricsPort'], num],
+  TICKMESH_EXCHANGES: [['exchangesFile'], String],
   TICKMESH_WORKER_ID: [['worker', 'id'], String],
   SIM_ENABLED: [['sim', 'enabled'], bool],
   SIM_RATE: [['sim', 'rate'], num],

@@ -7,7 +7,6 @@ import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
   actorHealthSchema,
-  assertExchangeId,
   type Bar,
   BUCKETS,
   decodeJson,
@@ -20,6 +19,7 @@ import {
   type Timeframe,
   validateBar,
 } from '../core/protocol/index.ts';
+import { addSymbol, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
 import { type Candle, candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
 import type { TopicHub } from './topic-hub.ts';
 
@@ -57,13 +57,6 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
     if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
   }
 
-  async function assertExchange(exchange: string): Promise<void> {
-    assertExchangeId(exchange);
-    const { rows } = await pool.query('SELECT 1 FROM exchanges WHERE id = $1', [exchange]);
-    if (rows.length === 0)
-      throw new TmError('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
-  }
-
   async function readActors() {
     const kv = topo.kv.health;
     const keys = await listKeys(topo.jsm, BUCKETS.actorHealth);
@@ -98,15 +91,7 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
       exchanges: gql(
         async () => (await pool.query('SELECT id, name, kind, enabled FROM exchanges ORDER BY id')).rows,
       ),
-      symbols: gql(async (a: { exchange?: string | null; active?: boolean | null }) => {
-        const { rows } = await pool.query(
-          `SELECT exchange, symbol, active FROM symbols
-            WHERE ($1::text IS NULL OR exchange = $1) AND ($2::boolean IS NULL OR active = $2)
-            ORDER BY exchange, symbol`,
-          [a.exchange ?? null, a.active ?? null],
-        );
-        return rows;
-      }),
+      symbols: gql((a: { exchange?: string | null; active?: boolean | null }) => listSymbols(pool, a)),
       timeframes: () => [...TIMEFRAMES],
       candles: gql(async (a: CandleArgs): Promise<Candle[]> => {
         const timeframe = timeframeOf(a.timeframe);
@@ -119,26 +104,10 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
       actors: gql(readActors),
     },
     Mutation: {
-      addSymbol: gql(async (a: SymbolArgs) => {
-        await assertExchange(a.exchange);
-        encodeSymbol(a.symbol);
-        const { rows } = await pool.query(
-          `INSERT INTO symbols (exchange, symbol, active) VALUES ($1, $2, true)
-           ON CONFLICT (exchange, symbol) DO UPDATE SET active = true, updated_at = now()
-           RETURNING exchange, symbol, active`,
-          [a.exchange, a.symbol],
-        );
-        return rows[0];
-      }),
-      setSymbolActive: gql(async (a: SymbolArgs & { active: boolean }) => {
-        const { rows } = await pool.query(
-          `UPDATE symbols SET active = $3, updated_at = now() WHERE exchange = $1 AND symbol = $2
-           RETURNING exchange, symbol, active`,
-          [a.exchange, a.symbol, a.active],
-        );
-        if (rows.length === 0) throw new UnknownSymbolError(a.exchange, a.symbol);
-        return rows[0];
-      }),
+      addSymbol: gql((a: SymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
+      setSymbolActive: gql((a: SymbolArgs & { active: boolean }) =>
+        setSymbolActive(pool, a.exchange, a.symbol, a.active),
+      ),
     },
     Subscription: {
       candles: {

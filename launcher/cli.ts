@@ -4,9 +4,11 @@
 import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
 import { createPool } from '../core/db.ts';
+import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectNats } from '../core/nats.ts';
+import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
 import { startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import {
@@ -147,6 +149,62 @@ program
     await nc.close();
     await pool.end();
     process.exitCode = bad.length ? 1 : 0;
+  });
+
+/** Runs `fn` with a pool on DATABASE_URL and closes it. */
+async function withDatabase<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+  const cfg = loadConfig();
+  if (!cfg.database.url) throw new Error('set DATABASE_URL (the dev command prints it)');
+  const pool = createPool(cfg.database.url, 2);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+function printRows(rows: SymbolRow[]): void {
+  process.stdout.write(
+    rows.map((r) => `${r.exchange}\t${r.symbol}\t${r.active ? 'active' : 'inactive'}\n`).join(''),
+  );
+}
+
+const symbols = program
+  .command('symbols')
+  .description('the desired symbols (the supervisor starts and stops their actors, no restart needed)');
+symbols
+  .command('list')
+  .option('--exchange <id>', 'only this exchange')
+  .action((opts: { exchange?: string }) =>
+    withDatabase(async (pool) => printRows(await listSymbols(pool, { exchange: opts.exchange }))),
+  );
+symbols
+  .command('add <exchange> <symbol...>')
+  .description('add symbols (or reactivate them)')
+  .action((exchange: string, list: string[]) =>
+    withDatabase(async (pool) => {
+      for (const s of list) printRows([await addSymbol(pool, exchange, s)]);
+    }),
+  );
+for (const [name, active] of [
+  ['activate', true],
+  ['deactivate', false],
+] as const)
+  symbols.command(`${name} <exchange> <symbol...>`).action((exchange: string, list: string[]) =>
+    withDatabase(async (pool) => {
+      for (const s of list) printRows([await setSymbolActive(pool, exchange, s, active)]);
+    }),
+  );
+
+program
+  .command('check-exchanges <file>')
+  .description('validate an exchanges file (YAML or JSON) and print what it defines')
+  .action((file: string) => {
+    const parsed = loadExchangesFile(file);
+    for (const [id, e] of Object.entries(parsed.exchanges))
+      process.stdout.write(
+        `${id}\t${e.kind}\t${e.enabled ? 'enabled' : 'disabled'}\t${e.symbols.length} symbols\n`,
+      );
   });
 
 program.parseAsync(process.argv).catch((err) => {

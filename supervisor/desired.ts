@@ -4,23 +4,27 @@ import type { Pool } from '../core/db.ts';
 import { type ActorSpec, actorIds, type ExchangeKind } from '../core/protocol/index.ts';
 
 /** Exchange kinds that have an exchange-actor adapter in this version. */
-const ADAPTERS: ReadonlySet<ExchangeKind> = new Set(['sim']);
+const ADAPTERS: ReadonlySet<ExchangeKind> = new Set(['sim', 'ccxt', 'yahoo', 'replay']);
 
 interface Row {
   exchange: string;
   kind: ExchangeKind;
+  options: Record<string, unknown>;
   symbol: string;
 }
 
 export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]> {
   const { rows } = await pool.query<Row>(
-    `SELECT s.exchange, e.kind, s.symbol
+    `SELECT s.exchange, e.kind, e.options, s.symbol
        FROM symbols s JOIN exchanges e ON e.id = s.exchange
       WHERE s.active AND e.enabled
       ORDER BY s.exchange, s.symbol`,
   );
   const specs: ActorSpec[] = [{ id: actorIds.writer(), kind: 'writer' }];
-  const byExchange = new Map<string, { kind: ExchangeKind; symbols: string[] }>();
+  const byExchange = new Map<
+    string,
+    { kind: ExchangeKind; options: Record<string, unknown>; symbols: string[] }
+  >();
   for (const r of rows) {
     specs.push({
       id: actorIds.symbol(r.exchange, r.symbol),
@@ -28,13 +32,22 @@ export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]>
       exchange: r.exchange,
       symbol: r.symbol,
     });
-    const ex = byExchange.get(r.exchange) ?? { kind: r.kind, symbols: [] };
+    const ex = byExchange.get(r.exchange) ?? { kind: r.kind, options: r.options, symbols: [] };
     ex.symbols.push(r.symbol);
     byExchange.set(r.exchange, ex);
   }
-  for (const [exchange, { kind, symbols }] of byExchange) {
+  for (const [exchange, { kind, options, symbols }] of byExchange) {
     if (!ADAPTERS.has(kind) || (kind === 'sim' && !cfg.sim.enabled)) continue;
-    specs.push({ id: actorIds.exchange(exchange), kind: 'exchange', exchange, exchangeKind: kind, symbols });
+    const spec: ActorSpec = {
+      id: actorIds.exchange(exchange),
+      kind: 'exchange',
+      exchange,
+      exchangeKind: kind,
+      symbols,
+    };
+    // Options change → spec changes → the worker restarts the actor with them (no process restart).
+    if (Object.keys(options ?? {}).length > 0) spec.options = options;
+    specs.push(spec);
   }
   return specs;
 }

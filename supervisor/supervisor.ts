@@ -4,12 +4,14 @@
  * into assignments in KV `actor-assign`. It reacts to symbol changes through LISTEN/NOTIFY and
  * a poll, and only writes while it holds the lease.
  */
+import { unwatchFile, watchFile } from 'node:fs';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import type pg from 'pg';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
+import { loadExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
 import { liveWorkers, type Topology } from '../core/nats.ts';
@@ -23,6 +25,7 @@ import {
   SCHEMA_VERSION,
   SERVICES,
 } from '../core/protocol/index.ts';
+import { retryFor } from '../core/retry.ts';
 import { loadDesired, seedSimulator } from './desired.ts';
 import { LeaderLease } from './leader.ts';
 import { place } from './placement.ts';
@@ -71,6 +74,7 @@ export class ClusterSupervisor {
     this.running = true;
     if (await seedSimulator(this.opts.pool, this.opts.cfg))
       this.opts.log.info('seeded the simulator exchange and symbols');
+    await this.watchExchangesFile();
     const watcher = await this.opts.topo.kv.assign.watch({ key: '>' });
     this.watcher = watcher;
     void (async () => {
@@ -93,6 +97,36 @@ export class ClusterSupervisor {
       },
     });
   }
+
+  /**
+   * Applies the exchanges file now (an invalid file stops the start with a clear error) and
+   * again whenever it changes (an invalid edit is logged and the last good version stays).
+   * Polling `stat` rather than inotify: it survives editors that replace the file and
+   * Kubernetes ConfigMap symlink swaps.
+   */
+  private async watchExchangesFile(): Promise<void> {
+    const path = this.opts.cfg.exchangesFile;
+    if (!path) return;
+    const apply = async (file = loadExchangesFile(path)) => {
+      const changed = await syncExchanges(this.opts.pool, file);
+      if (changed.length) {
+        this.opts.log.info({ path, changed }, 'exchanges file applied');
+        this.desiredDirty = true;
+      }
+    };
+    const first = loadExchangesFile(path); // an invalid file fails the start right here
+    await retryFor(60_000).execute(() => apply(first));
+    const onChange = () =>
+      void Promise.resolve()
+        .then(() => apply())
+        .catch((err) =>
+          this.opts.log.error({ err: (err as Error).message, path }, 'exchanges file not applied'),
+        );
+    watchFile(path, { interval: 2000, persistent: false }, onChange);
+    this.unwatchFile = () => unwatchFile(path, onChange);
+  }
+
+  private unwatchFile: (() => void) | null = null;
 
   status() {
     return {
@@ -120,6 +154,7 @@ export class ClusterSupervisor {
   }
 
   async stop(): Promise<void> {
+    this.unwatchFile?.();
     this.running = false;
     if (this.timer) clearInterval(this.timer);
     this.watcher?.stop();

@@ -140,6 +140,8 @@ export const actorSpecSchema = z
     symbol: z.string().optional(),
     /** For exchange actors: the active symbols they publish. */
     symbols: z.array(z.string()).optional(),
+    /** For exchange actors: the adapter options (`exchanges.options`, see core/exchanges-config.ts). */
+    options: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 export type ActorSpec = z.infer<typeof actorSpecSchema>;
