@@ -18,6 +18,10 @@ export interface Candle {
   closed: boolean;
   gap: number;
   revision: number;
+  /** TRADES (built from trades) or SOURCE (the source's own 1m bars, e.g. Yahoo). */
+  source: 'TRADES' | 'SOURCE';
+  /** Part of the window was lost in an unrepairable feed outage. */
+  incomplete: boolean;
 }
 
 export function candleOfBar(b: Bar): Candle {
@@ -36,6 +40,8 @@ export function candleOfBar(b: Bar): Candle {
     closed: b.closed,
     gap: b.gap,
     revision: b.rev,
+    source: b.src ? 'SOURCE' : 'TRADES',
+    incomplete: b.inc === true,
   };
 }
 
@@ -75,10 +81,12 @@ interface Row {
   trades: number;
   gap: number;
   revision: number;
+  source: 'trades' | 'source';
+  incomplete: boolean | null;
 }
 
 export async function readCandles(pool: Pool, q: CandleQuery): Promise<Candle[]> {
-  const cols = 'ts, open, high, low, close, volume, trades, gap, revision';
+  const cols = 'ts, open, high, low, close, volume, trades, gap, revision, source, incomplete';
   const where = 'exchange = $1 AND symbol = $2 AND timeframe = $3';
   const params: unknown[] = [q.exchange, q.symbol, q.timeframe, q.limit];
   let sql: string;
@@ -107,5 +115,7 @@ export async function readCandles(pool: Pool, q: CandleQuery): Promise<Candle[]>
     closed: true,
     gap: r.gap,
     revision: r.revision,
+    source: r.source === 'source' ? 'SOURCE' : 'TRADES',
+    incomplete: r.incomplete === true,
   }));
 }

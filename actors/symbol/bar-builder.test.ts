@@ -206,3 +206,64 @@ describe('BarBuilder regression: late trade into a higher bucket that closed emp
     expect(got.map(strip)).toEqual(barsFromTrades('sim', 'X', '5m', t).map(strip));
   });
 });
+
+describe('BarBuilder source bars and gap marks', () => {
+  const T0 = Date.UTC(2024, 0, 2, 14, 30);
+  const src = (i: number, px: number) => ({
+    t: T0 + i * 60_000,
+    o: px,
+    h: px + 2,
+    l: px - 1,
+    c: px + 1,
+    vol: 100 + i,
+  });
+
+  it('closes each source bar at once and rolls source bars up, marked as source bars', () => {
+    const b = new BarBuilder(emptyState('yahoo', 'AAPL'), opts);
+    const bars = Array.from({ length: 6 }, (_, i) => src(i, 100 + i));
+    const out = b.applySourceBars(bars);
+    const oneMinute = out.closed.filter((x) => x.tf === '1m');
+    expect(oneMinute.map((x) => [x.t, x.o, x.h, x.l, x.c, x.vol, x.src])).toEqual(
+      bars.map((x) => [x.t, x.o, x.h, x.l, x.c, x.vol, true]),
+    );
+    // 14:30-14:35 is one complete 5m bucket: o of the first, c of the last, extremes, summed volume.
+    const five = out.closed.find((x) => x.tf === '5m')!;
+    expect(five).toMatchObject({
+      t: T0,
+      o: 100,
+      c: 105,
+      h: 106,
+      l: 99,
+      vol: 100 + 101 + 102 + 103 + 104,
+      src: true,
+    });
+    // Re-delivered source bars change nothing; one for a closed minute is refused as too late.
+    const again = b.applySourceBars([bars[5]!]);
+    expect(again.duplicates).toBe(1);
+    expect(b.applySourceBars([src(-3, 90)]).tooLateBars).toHaveLength(1);
+  });
+
+  it('marks bars overlapping an unrepairable gap incomplete, revising closed ones once', () => {
+    const b = new BarBuilder(emptyState('x', 'Y'), opts);
+    const trades: Trade[] = [0, 1, 2, 3].map((i) => ({
+      id: `t${i}`,
+      ts: T0 + i * 60_000 + 5000,
+      px: 10 + i,
+      qty: 1,
+    }));
+    b.applyTrades(trades); // minutes 0..2 closed, minute 3 forming
+    const out = b.markGap(T0 + 60_000 + 30_000, T0 + 3 * 60_000 + 10_000);
+    expect(out.closed.filter((x) => x.tf === '1m').map((x) => [x.t - T0, x.rev, x.inc])).toEqual([
+      [60_000, 1, true],
+      [120_000, 1, true],
+    ]);
+    expect(out.formingChanged).toBe(true);
+    expect(b.formingBars().find((x) => x.tf === '1m')).toMatchObject({ t: T0 + 180_000, inc: true });
+    // The forming 5m bar that contains the window carries the mark too, and keeps it on close.
+    const closed = b.advanceClock(T0 + 10 * 60_000).closed;
+    expect(closed.find((x) => x.tf === '5m' && x.t === T0)).toMatchObject({ inc: true, rev: 0 });
+    expect(closed.find((x) => x.tf === '1m' && x.t === T0 + 180_000)).toMatchObject({ inc: true });
+    // Marking the same window again revises nothing.
+    expect(b.markGap(T0 + 60_000 + 30_000, T0 + 3 * 60_000 + 10_000).closed).toEqual([]);
+  });
+});

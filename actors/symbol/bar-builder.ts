@@ -11,12 +11,17 @@
  * - A trade for an already closed bucket revises the bar (rev + 1) while the bucket is within
  *   the revision window; older ones are returned as `tooLate` for quarantine.
  * - Open = earliest trade by timestamp (ties: first to arrive), close = latest (ties: last).
+ * - Source bars (complete 1m OHLCV from a source without trades) enter as finished buckets and
+ *   close at once; higher timeframes roll them up like any 1m bar and carry `src`.
+ * - A gap mark (an outage the exchange actor could not repair) flags the 1m bars it overlaps,
+ *   and the higher bars containing them, as incomplete (`inc`), revising closed ones.
  */
 import {
   type Bar,
   bucketStart,
   HIGHER_TIMEFRAMES,
   SCHEMA_VERSION,
+  type SourceBar,
   TIMEFRAME_MS,
   type Timeframe,
   type Trade,
@@ -35,6 +40,10 @@ export interface Ohlcv {
   n: number;
   ft: number;
   lt: number;
+  /** Built from source bars rather than trades. */
+  src?: true;
+  /** Marked incomplete (an unrepairable feed gap overlaps it). */
+  inc?: true;
 }
 
 interface ClosedRef {
@@ -142,6 +151,8 @@ export function mergeBar(a: Ohlcv, b: Ohlcv): void {
   if (b.l < a.l) a.l = b.l;
   a.vol += b.vol;
   a.n += b.n;
+  if (b.src) a.src = true;
+  if (b.inc) a.inc = true;
 }
 
 function toBar(s: BuilderState, tf: Timeframe, b: Ohlcv, closed: boolean, rev: number, gap: number): Bar {
@@ -162,6 +173,8 @@ function toBar(s: BuilderState, tf: Timeframe, b: Ohlcv, closed: boolean, rev: n
     gap,
     ft: b.ft,
     lt: b.lt,
+    ...(b.src ? { src: true as const } : {}),
+    ...(b.inc ? { inc: true as const } : {}),
   };
 }
 
@@ -201,6 +214,87 @@ export class BarBuilder {
       if (this.state.exClock === null || trade.ts > this.state.exClock) this.state.exClock = trade.ts;
     }
     if (this.state.exClock !== null) this.closeThrough(this.state.exClock - this.opts.graceMs, out);
+    return out;
+  }
+
+  /**
+   * Applies complete 1m source bars (ascending). Each closes at once; one for a bucket that
+   * already closed is refused as too late (a source delivers each finished minute once).
+   */
+  applySourceBars(bars: readonly SourceBar[]): StepResult & { tooLateBars: SourceBar[] } {
+    const out = {
+      closed: [] as Bar[],
+      formingChanged: false,
+      tooLate: [],
+      duplicates: 0,
+      tooLateBars: [] as SourceBar[],
+    };
+    for (const b of bars) {
+      const id = `bar:${b.t}`;
+      if (this.idSet.has(id)) {
+        out.duplicates++;
+        continue;
+      }
+      if (b.t + ONE_MIN <= this.state.watermark) {
+        out.tooLateBars.push(b);
+        continue;
+      }
+      this.rememberId(id);
+      const forming = this.state.forming;
+      const bar: Ohlcv = {
+        t: b.t,
+        o: b.o,
+        h: b.h,
+        l: b.l,
+        c: b.c,
+        vol: b.vol,
+        n: 0,
+        ft: b.t,
+        lt: b.t + ONE_MIN - 1,
+        src: true,
+      };
+      const i = forming.findIndex((f) => f.t >= b.t);
+      if (i >= 0 && forming[i]!.t === b.t) mergeBar(forming[i]!, bar);
+      else forming.splice(i < 0 ? forming.length : i, 0, bar);
+      const end = b.t + ONE_MIN - 1;
+      if (this.state.exClock === null || end > this.state.exClock) this.state.exClock = end;
+      this.closeThrough(b.t + ONE_MIN, out);
+    }
+    return out;
+  }
+
+  /**
+   * Marks every bar overlapping [from, to) incomplete: forming ones in place, closed ones still
+   * held (revision window, last closed higher bar) as a revision.
+   */
+  markGap(from: number, to: number): StepResult {
+    const out: StepResult = { closed: [], formingChanged: false, tooLate: [], duplicates: 0 };
+    const s = this.state;
+    const overlaps = (t: number, tf: Timeframe) => t < to && t + TIMEFRAME_MS[tf] > from;
+    for (const m of s.forming)
+      if (overlaps(m.t, '1m') && !m.inc) {
+        m.inc = true;
+        out.formingChanged = true;
+      }
+    for (const ref of s.recent1m)
+      if (overlaps(ref.bar.t, '1m') && !ref.bar.inc) {
+        ref.bar.inc = true;
+        ref.rev += 1;
+        out.closed.push(toBar(s, '1m', ref.bar, true, ref.rev, ref.gap));
+      }
+    for (const tf of HIGHER_TIMEFRAMES) {
+      const agg = s.agg[tf];
+      if (agg && overlaps(agg.t, tf) && !agg.inc) {
+        agg.inc = true;
+        out.formingChanged = true;
+      }
+      const ref = s.lastClosed[tf];
+      if (ref && overlaps(ref.bar.t, tf) && !ref.bar.inc) {
+        ref.bar.inc = true;
+        ref.rev += 1;
+        out.closed.push(toBar(s, tf, ref.bar, true, ref.rev, ref.gap));
+      }
+    }
     return out;
   }
 

@@ -8,7 +8,13 @@
  * recreates the durable consumer at the next sequence, so replay is exact, and re-published
  * bars carry the same message ids (deduplicated by JetStream; upserts are idempotent anyway).
  */
-import { AckPolicy, type Consumer, type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
@@ -20,18 +26,19 @@ import {
   consumers,
   decodeJson,
   encodeJson,
+  type FeedMessage,
   msgIds,
   SCHEMA_VERSION,
   STREAMS,
   stateKeys,
   subjects,
   type Trade,
-  validateTradeBatch,
+  validateFeedMessage,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
-import { BarBuilder, type BuilderState, emptyState } from './bar-builder.ts';
+import { BarBuilder, type BuilderState, emptyState, type StepResult } from './bar-builder.ts';
 import { Quarantine } from './quarantine.ts';
 
 type Message = { type: 'trades'; msg: JsMsg } | { type: 'tick' } | { type: 'forming' } | { type: 'snapshot' };
@@ -198,22 +205,26 @@ export class SymbolActor implements ActorBehavior {
     this.caughtUp = msg.info.pending === 0;
     metrics.consumerLag.set({ actor: this.ctx.id }, msg.info.pending);
     const parsed = decodeJson(msg.data);
-    const checked = parsed.ok ? validateTradeBatch(parsed.value) : parsed;
+    const checked = parsed.ok ? validateFeedMessage(parsed.value) : parsed;
     if (!checked.ok) {
       this.quarantine.send(checked.error, msg.data);
       msg.ack();
       return;
     }
-    const { batch, rejected } = checked.value;
-    for (const r of rejected) this.quarantine.send(r.reason, r.trade);
-    if (batch.ex !== this.ex || batch.sym !== this.sym) {
-      this.quarantine.send(
-        `batch for ${batch.ex}/${batch.sym} on ${msg.subject}`,
-        parsed.ok ? parsed.value : null,
-      );
+    const feed = checked.value;
+    const { ex, sym } = feed.kind === 'gap' ? feed.mark : feed.batch;
+    if (ex !== this.ex || sym !== this.sym) {
+      this.quarantine.send(`message for ${ex}/${sym} on ${msg.subject}`, parsed.ok ? parsed.value : null);
       msg.ack();
       return;
     }
+    if (feed.kind !== 'trades') {
+      this.applyOther(feed);
+      msg.ack();
+      return;
+    }
+    const { batch, rejected } = feed;
+    for (const r of rejected) this.quarantine.send(r.reason, r.trade);
     const before = this.builder.state.exClock;
     const result = this.builder.applyTrades(batch.trades);
     const after = this.builder.state.exClock;
@@ -231,6 +242,28 @@ export class SymbolActor implements ActorBehavior {
       pending: msg.info.pending,
     });
     msg.ack();
+    if (result.formingChanged) this.requestForming();
+    this.scheduleClose();
+  }
+
+  /** Source bars (Yahoo) and gap marks: same ordering and publication rules as trades. */
+  private applyOther(feed: Exclude<FeedMessage, { kind: 'trades' }>): void {
+    const before = this.builder.state.exClock;
+    let result: StepResult;
+    if (feed.kind === 'bars') {
+      for (const r of feed.rejected) this.quarantine.send(r.reason, r.bar);
+      const applied = this.builder.applySourceBars(feed.batch.bars);
+      for (const b of applied.tooLateBars) this.quarantine.send('late: source bar for a closed minute', b);
+      const n = feed.batch.bars.length - applied.duplicates - applied.tooLateBars.length;
+      if (n > 0) this.ctx.markEvent(n);
+      result = applied;
+    } else {
+      result = this.builder.markGap(feed.mark.gap.from, feed.mark.gap.to);
+      this.ctx.log.warn({ gap: feed.mark.gap }, 'unrepairable feed gap: bars marked incomplete');
+    }
+    const after = this.builder.state.exClock;
+    if (after !== null && after !== before) this.offsetMs = this.ctx.clock.now() - after;
+    this.publishClosed(result.closed);
     if (result.formingChanged) this.requestForming();
     this.scheduleClose();
   }

@@ -74,3 +74,37 @@ describe('codec', () => {
     expect(decodeJson(encodeJson({ a: 1 }))).toEqual({ ok: true, value: { a: 1 } });
   });
 });
+
+describe('validateFeedMessage', () => {
+  it('tells trade batches, source bars and gap marks apart and quarantines bad bars one by one', async () => {
+    const { validateFeedMessage } = await import('./messages.ts');
+    const t = Date.UTC(2024, 0, 2, 15, 0);
+    const bars = validateFeedMessage({
+      v: 1,
+      ex: 'yahoo',
+      sym: 'AAPL',
+      bars: [
+        { t, o: 1, h: 2, l: 0.5, c: 1.5, vol: 10 },
+        { t: t + 1, o: 1, h: 2, l: 0.5, c: 1.5, vol: 10 },
+        { t, o: 3, h: 2, l: 0.5, c: 1.5, vol: 10 },
+      ],
+    });
+    expect(bars.ok && bars.value.kind === 'bars' && bars.value.batch.bars.length).toBe(1);
+    expect(bars.ok && bars.value.kind === 'bars' && bars.value.rejected.map((r) => r.reason)).toEqual([
+      't must be minute-aligned',
+      'OHLC out of order or not positive',
+    ]);
+    const gap = validateFeedMessage({ v: 1, ex: 'b', sym: 'X', gap: { from: 1, to: 2, reason: 'history' } });
+    expect(gap.ok && gap.value.kind).toBe('gap');
+    expect(validateFeedMessage({ v: 1, ex: 'b', sym: 'X', gap: { from: 2, to: 1, reason: '' } }).ok).toBe(
+      false,
+    );
+    const trades = validateFeedMessage({
+      v: 1,
+      ex: 'b',
+      sym: 'X',
+      trades: [{ id: '1', ts: 1, px: 1, qty: 1 }],
+    });
+    expect(trades.ok && trades.value.kind).toBe('trades');
+  });
+});

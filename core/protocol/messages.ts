@@ -76,6 +76,80 @@ export function validateTradeBatch(
   return ok({ batch: { v: SCHEMA_VERSION, ex: x.ex, sym: x.sym, trades: good }, rejected });
 }
 
+/** A completed 1m bar from a source without trades (Yahoo chart data). `t` is the minute's open. */
+export interface SourceBar {
+  t: number;
+  o: number;
+  h: number;
+  l: number;
+  c: number;
+  vol: number;
+}
+
+/** Source bars of one symbol, on the same subject as its trades (one consumer sees both, in order). */
+export interface SourceBarBatch {
+  v: typeof SCHEMA_VERSION;
+  ex: string;
+  sym: string;
+  bars: SourceBar[];
+}
+
+/**
+ * A window the exchange actor could not repair (the exchange's history no longer reaches it):
+ * bars overlapping [from, to) are marked incomplete rather than silently left short.
+ */
+export interface GapMark {
+  v: typeof SCHEMA_VERSION;
+  ex: string;
+  sym: string;
+  gap: { from: number; to: number; reason: string };
+}
+
+export type FeedMessage =
+  | { kind: 'trades'; batch: TradeBatch; rejected: { trade: unknown; reason: string }[] }
+  | { kind: 'bars'; batch: SourceBarBatch; rejected: { bar: unknown; reason: string }[] }
+  | { kind: 'gap'; mark: GapMark };
+
+function sourceBarProblem(b: unknown): string | null {
+  if (!isObj(b)) return 'bar is not an object';
+  for (const k of ['t', 'o', 'h', 'l', 'c', 'vol'] as const)
+    if (!isNum(b[k])) return `${k} must be a finite number`;
+  const { t, o, h, l, c, vol } = b as unknown as SourceBar;
+  if (t % 60_000 !== 0) return 't must be minute-aligned';
+  if (!(l > 0 && l <= o && o <= h && l <= c && c <= h)) return 'OHLC out of order or not positive';
+  if (vol < 0) return 'vol must be >= 0';
+  return null;
+}
+
+/** Anything on a `md.trade.<ex>.<sym>` subject: a trade batch, a source-bar batch or a gap mark. */
+export function validateFeedMessage(x: unknown): Result<FeedMessage> {
+  if (isObj(x) && 'bars' in x) {
+    if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
+    if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
+    if (!Array.isArray(x.bars) || x.bars.length === 0) return fail('bars must be a non-empty array');
+    if (x.bars.length > MAX_TRADES_PER_BATCH)
+      return fail(`more than ${MAX_TRADES_PER_BATCH} bars in one batch`);
+    const good: SourceBar[] = [];
+    const rejected: { bar: unknown; reason: string }[] = [];
+    for (const b of x.bars) {
+      const problem = sourceBarProblem(b);
+      if (problem) rejected.push({ bar: b, reason: problem });
+      else good.push(b as SourceBar);
+    }
+    return ok({ kind: 'bars', batch: { v: SCHEMA_VERSION, ex: x.ex, sym: x.sym, bars: good }, rejected });
+  }
+  if (isObj(x) && 'gap' in x) {
+    if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
+    if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
+    const g = x.gap;
+    if (!isObj(g) || !isNum(g.from) || !isNum(g.to) || !(g.from < g.to) || typeof g.reason !== 'string')
+      return fail('gap must be {from < to, reason}');
+    return ok({ kind: 'gap', mark: x as unknown as GapMark });
+  }
+  const r = validateTradeBatch(x);
+  return r.ok ? ok({ kind: 'trades', ...r.value }) : r;
+}
+
 // ---------------------------------------------------------------- bars
 
 export interface Bar {
@@ -100,6 +174,10 @@ export interface Bar {
   /** Timestamps of the first and last trade in the bar (exchange clock). */
   ft: number;
   lt: number;
+  /** Built from source bars (Yahoo chart data), not from trades. */
+  src?: true;
+  /** Part of the bar's window could not be repaired after a feed outage. */
+  inc?: true;
 }
 
 export function barProblem(b: Bar): string | null {
@@ -118,6 +196,8 @@ export function validateBar(x: unknown): Result<Bar> {
     if (!isNum(x[k])) return fail(`${k} must be a finite number`);
   }
   if (typeof x.closed !== 'boolean') return fail('closed must be a boolean');
+  if (x.src !== undefined && x.src !== true) return fail('src must be true or absent');
+  if (x.inc !== undefined && x.inc !== true) return fail('inc must be true or absent');
   const bar = x as unknown as Bar;
   const problem = barProblem(bar);
   return problem ? fail(problem) : ok(bar);
