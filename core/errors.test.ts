@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SOURCE_DIRS = ['core', 'actors', 'supervisor', 'graphql', 'launcher'];
+const SOURCE_DIRS = ['core', 'analytics', 'actors', 'supervisor', 'graphql', 'launcher'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

@@ -1,0 +1,424 @@
+/**
+ * Data-quality checks on one symbol's trades before they reach the bar builder. Pure: the caller
+ * passes the trade's source and the current time. O(1) per trade: rolling statistics are kept as
+ * running sums over a ring of the last accepted trades (recomputed exactly once per window to
+ * stop floating-point drift), never by re-reading the window.
+ *
+ * Checks, in the order they are applied (the first one set to `quarantine` that fails decides):
+ * - invalid: price finite and > 0, amount finite and >= 0, timestamp finite and not before
+ *   `invalid.minTs` (2000-01-01). Always quarantines: a NaN or negative price cannot be "flagged"
+ *   into a bar.
+ * - future: timestamp more than `future.maxAheadMs` ahead of `now`.
+ * - stale: older than `now` by more than `stale.liveMaxAgeMs` (source `live`) or
+ *   `stale.repairMaxAgeMs` (source `repair`, a backfill); `replay` is never stale.
+ * - jump: price differs from the last accepted price by more than `jump.pct` percent.
+ * - zscore: |price − mean| / std of the last `zscore.window` accepted prices exceeds
+ *   `zscore.sigma`, once `zscore.minHistory` prices are known. std is the population standard
+ *   deviation, floored at `zscore.minRelStd` × mean so a market trading at one price does not
+ *   turn every tick into an anomaly.
+ * - volume: amount above `volume.factor` × the mean amount of the last `volume.window` accepted
+ *   trades (once `volume.minHistory` are known and that mean is > 0).
+ *
+ * A price check that quarantines would lock a symbol out after a real move (every later trade
+ * is just as far from the last accepted price). So `confirmAfter` consecutive price-rejected
+ * trades on the same side of the last accepted price are taken as a new level: the last of
+ * them is accepted (flagged with the check) and the price statistics restart from it.
+ *
+ * Quality score: an exponentially weighted share of clean trades (accepted without any flag
+ * = 1, flagged or quarantined = 0), starting at 1, half-life `scoreHalfLife` trades; in [0, 1].
+ */
+import { z } from 'zod';
+import { ValidationError } from '../core/errors.ts';
+import type { Trade } from '../core/protocol/index.ts';
+
+export const QUALITY_CHECKS = ['invalid', 'future', 'stale', 'jump', 'zscore', 'volume'] as const;
+export type QualityCheck = (typeof QUALITY_CHECKS)[number];
+export const QUALITY_ACTIONS = ['quarantine', 'flag', 'off'] as const;
+export type QualityAction = (typeof QUALITY_ACTIONS)[number];
+export type TradeSource = 'live' | 'repair' | 'replay';
+
+const action = (def: QualityAction) => z.enum(QUALITY_ACTIONS).default(def);
+const window = z.number().int().min(2).max(100_000);
+
+export const qualityConfigSchema = z
+  .object({
+    invalid: z
+      .object({
+        action: z.literal('quarantine').default('quarantine'),
+        minTs: z.number().default(Date.UTC(2000, 0, 1)),
+      })
+      .strict()
+      .prefault({}),
+    future: z
+      .object({ action: action('quarantine'), maxAheadMs: z.number().min(0).default(5_000) })
+      .strict()
+      .prefault({}),
+    stale: z
+      .object({
+        action: action('flag'),
+        liveMaxAgeMs: z.number().min(0).default(60_000),
+        repairMaxAgeMs: z
+          .number()
+          .min(0)
+          .default(7 * 86_400_000),
+      })
+      .strict()
+      .prefault({}),
+    jump: z
+      .object({ action: action('quarantine'), pct: z.number().positive().default(10) })
+      .strict()
+      .prefault({}),
+    zscore: z
+      .object({
+        action: action('flag'),
+        sigma: z.number().positive().default(3),
+        window: window.default(100),
+        minHistory: z.number().int().min(2).default(20),
+        minRelStd: z.number().min(0).default(0.0005),
+      })
+      .strict()
+      .prefault({}),
+    volume: z
+      .object({
+        action: action('flag'),
+        factor: z.number().positive().default(100),
+        window: window.default(100),
+        minHistory: z.number().int().min(1).default(20),
+      })
+      .strict()
+      .prefault({}),
+    /** Consecutive same-side price rejections accepted as a real move (0 = never). */
+    confirmAfter: z.number().int().min(0).default(3),
+    scoreHalfLife: z.number().positive().default(200),
+  })
+  .strict();
+export type QualityConfig = z.infer<typeof qualityConfigSchema>;
+
+export type QualityResult =
+  | { ok: true; flags?: QualityCheck[] }
+  | { ok: false; check: QualityCheck; reason: string };
+
+export interface QualityCounters {
+  checked: number;
+  accepted: number;
+  quarantined: Record<QualityCheck, number>;
+  flagged: Record<QualityCheck, number>;
+}
+
+interface RollingState {
+  values: number[];
+  shift: number;
+  sum: number;
+  sumSq: number;
+  sinceExact: number;
+}
+
+export interface QualityState {
+  v: 1;
+  prices: RollingState;
+  amounts: RollingState;
+  lastPx: number | null;
+  /** Run of consecutive price rejections: +1 above, −1 below the last accepted price. */
+  pendingSide: number;
+  pendingCount: number;
+  score: number;
+  counters: QualityCounters;
+}
+
+/**
+ * Mean and population variance of the last `cap` values in O(1): sums of (x − shift) and its
+ * square, with shift near the mean to avoid cancellation, recomputed exactly every `cap` pushes.
+ */
+class RollingWindow {
+  private readonly buf: Float64Array;
+  private len = 0;
+  private head = 0;
+  private shift = 0;
+  private sum = 0;
+  private sumSq = 0;
+  private sinceExact = 0;
+
+  constructor(readonly cap: number) {
+    this.buf = new Float64Array(cap);
+  }
+
+  get count(): number {
+    return this.len;
+  }
+
+  mean(): number {
+    return this.shift + this.sum / this.len;
+  }
+
+  variance(): number {
+    const m = this.sum / this.len;
+    return Math.max(this.sumSq / this.len - m * m, 0);
+  }
+
+  push(x: number): void {
+    if (this.len === 0) this.shift = x;
+    const d = x - this.shift;
+    if (this.len === this.cap) {
+      const out = this.buf[this.head]! - this.shift;
+      this.sum += d - out;
+      this.sumSq += d * d - out * out;
+    } else {
+      this.len++;
+      this.sum += d;
+      this.sumSq += d * d;
+    }
+    this.buf[this.head] = x;
+    if (++this.head === this.cap) this.head = 0;
+    if (++this.sinceExact >= this.cap) this.recompute();
+  }
+
+  clear(): void {
+    this.len = 0;
+    this.head = 0;
+    this.sum = 0;
+    this.sumSq = 0;
+    this.sinceExact = 0;
+  }
+
+  /** Exact sums, oldest value first (the same order after a restore, so the same bits). */
+  private recompute(): void {
+    const { buf, len, cap } = this;
+    const start = len === cap ? this.head : 0;
+    let s = 0;
+    for (let i = 0, j = start; i < len; i++) {
+      s += buf[j]!;
+      if (++j === cap) j = 0;
+    }
+    const shift = s / len;
+    let a = 0;
+    let q = 0;
+    for (let i = 0, j = start; i < len; i++) {
+      const d = buf[j]! - shift;
+      a += d;
+      q += d * d;
+      if (++j === cap) j = 0;
+    }
+    this.shift = shift;
+    this.sum = a;
+    this.sumSq = q;
+    this.sinceExact = 0;
+  }
+
+  toState(): RollingState {
+    const values: number[] = [];
+    const start = this.len === this.cap ? this.head : 0;
+    for (let i = 0; i < this.len; i++) values.push(this.buf[(start + i) % this.cap]!);
+    return { values, shift: this.shift, sum: this.sum, sumSq: this.sumSq, sinceExact: this.sinceExact };
+  }
+
+  load(s: RollingState): void {
+    if (!Array.isArray(s?.values) || s.values.length > this.cap)
+      throw new ValidationError('quality state', 'rolling window does not fit the configured window');
+    this.clear();
+    s.values.forEach((x, i) => {
+      this.buf[i] = x;
+    });
+    this.len = s.values.length;
+    this.head = this.len % this.cap;
+    this.shift = s.shift;
+    this.sum = s.sum;
+    this.sumSq = s.sumSq;
+    this.sinceExact = s.sinceExact;
+  }
+}
+
+const zeroCounts = (): Record<QualityCheck, number> =>
+  Object.fromEntries(QUALITY_CHECKS.map((c) => [c, 0])) as Record<QualityCheck, number>;
+
+const CLEAN: QualityResult = Object.freeze({ ok: true }) as QualityResult;
+// Bit per check, for collecting flags without allocating on the clean path.
+const BIT: Record<QualityCheck, number> = {
+  invalid: 1,
+  future: 2,
+  stale: 4,
+  jump: 8,
+  zscore: 16,
+  volume: 32,
+};
+
+export class QualityChecker {
+  readonly config: Readonly<QualityConfig>;
+  private readonly prices: RollingWindow;
+  private readonly amounts: RollingWindow;
+  private lastPx = Number.NaN;
+  private pendingSide = 0;
+  private pendingCount = 0;
+  private score = 1;
+  private readonly keep: number;
+  private counters: QualityCounters = {
+    checked: 0,
+    accepted: 0,
+    quarantined: zeroCounts(),
+    flagged: zeroCounts(),
+  };
+
+  constructor(config: z.input<typeof qualityConfigSchema> = {}, state?: QualityState) {
+    this.config = Object.freeze(qualityConfigSchema.parse(config));
+    this.prices = new RollingWindow(this.config.zscore.window);
+    this.amounts = new RollingWindow(this.config.volume.window);
+    this.keep = 2 ** (-1 / this.config.scoreHalfLife);
+    if (state) this.load(state);
+  }
+
+  /** Judges one trade; accepted trades (clean or flagged) update the rolling statistics. */
+  check(trade: Trade, source: TradeSource, now: number): QualityResult {
+    const cfg = this.config;
+    const c = this.counters;
+    c.checked++;
+    const { px, qty, ts } = trade;
+    if (
+      !(
+        px > 0 &&
+        px < Number.POSITIVE_INFINITY &&
+        qty >= 0 &&
+        qty < Number.POSITIVE_INFINITY &&
+        ts >= cfg.invalid.minTs &&
+        ts < Number.POSITIVE_INFINITY
+      )
+    ) {
+      return this.reject('invalid', `px ${px}, qty ${qty}, ts ${ts} out of range`);
+    }
+    let flags = 0;
+
+    if (cfg.future.action !== 'off' && ts > now + cfg.future.maxAheadMs) {
+      if (cfg.future.action === 'quarantine')
+        return this.reject('future', `ts ${ts} is ${ts - now} ms ahead of now`);
+      flags |= BIT.future;
+    }
+    if (cfg.stale.action !== 'off' && source !== 'replay') {
+      const maxAge = source === 'live' ? cfg.stale.liveMaxAgeMs : cfg.stale.repairMaxAgeMs;
+      if (now - ts > maxAge) {
+        if (cfg.stale.action === 'quarantine')
+          return this.reject('stale', `ts ${ts} is ${now - ts} ms old (${source})`);
+        flags |= BIT.stale;
+      }
+    }
+
+    // Price checks against the accepted history.
+    let priceReject: QualityCheck | null = null;
+    let reason = '';
+    const last = this.lastPx;
+    if (cfg.jump.action !== 'off' && !Number.isNaN(last)) {
+      const pct = Math.abs(px / last - 1) * 100;
+      if (pct > cfg.jump.pct) {
+        if (cfg.jump.action === 'quarantine') {
+          priceReject = 'jump';
+          reason = `px ${px} is ${pct.toFixed(2)}% from the last accepted ${last}`;
+        } else flags |= BIT.jump;
+      }
+    }
+    const z = cfg.zscore;
+    if (priceReject === null && z.action !== 'off' && this.prices.count >= z.minHistory) {
+      const mean = this.prices.mean();
+      const std = Math.max(Math.sqrt(this.prices.variance()), mean * z.minRelStd);
+      const score = Math.abs(px - mean) / std;
+      if (score > z.sigma) {
+        if (z.action === 'quarantine') {
+          priceReject = 'zscore';
+          reason = `px ${px} is ${score.toFixed(1)} sigma from the mean ${mean}`;
+        } else flags |= BIT.zscore;
+      }
+    }
+    if (priceReject !== null) {
+      const side = px > last || Number.isNaN(last) ? 1 : -1;
+      this.pendingCount = this.pendingSide === side ? this.pendingCount + 1 : 1;
+      this.pendingSide = side;
+      if (cfg.confirmAfter === 0 || this.pendingCount < cfg.confirmAfter)
+        return this.reject(priceReject, reason);
+      // A run of trades at a new level: a real move. Restart the price statistics there.
+      this.prices.clear();
+      flags |= BIT[priceReject];
+    }
+    this.pendingCount = 0;
+    this.pendingSide = 0;
+
+    const vcfg = cfg.volume;
+    if (vcfg.action !== 'off' && this.amounts.count >= vcfg.minHistory) {
+      const mean = this.amounts.mean();
+      if (mean > 0 && qty > vcfg.factor * mean) {
+        if (vcfg.action === 'quarantine')
+          return this.reject('volume', `qty ${qty} is ${(qty / mean).toFixed(0)}x the mean ${mean}`);
+        flags |= BIT.volume;
+      }
+    }
+
+    // Accepted.
+    c.accepted++;
+    this.lastPx = px;
+    this.prices.push(px);
+    this.amounts.push(qty);
+    this.score = this.score * this.keep + (flags === 0 ? 1 - this.keep : 0);
+    if (flags === 0) return CLEAN;
+    const list: QualityCheck[] = [];
+    for (const check of QUALITY_CHECKS) {
+      if (flags & BIT[check]) {
+        list.push(check);
+        c.flagged[check]++;
+      }
+    }
+    return { ok: true, flags: list };
+  }
+
+  /** Mean and (floored-free) population std of the accepted prices in the z-score window. */
+  priceStats(): { count: number; mean: number | null; std: number | null } {
+    const w = this.prices;
+    return w.count === 0
+      ? { count: 0, mean: null, std: null }
+      : { count: w.count, mean: w.mean(), std: Math.sqrt(w.variance()) };
+  }
+
+  /** Exponentially weighted share of clean trades, in [0, 1] (1 before any trade). */
+  get qualityScore(): number {
+    return this.score;
+  }
+
+  stats(): QualityCounters {
+    const c = this.counters;
+    return {
+      checked: c.checked,
+      accepted: c.accepted,
+      quarantined: { ...c.quarantined },
+      flagged: { ...c.flagged },
+    };
+  }
+
+  toState(): QualityState {
+    return {
+      v: 1,
+      prices: this.prices.toState(),
+      amounts: this.amounts.toState(),
+      lastPx: Number.isNaN(this.lastPx) ? null : this.lastPx,
+      pendingSide: this.pendingSide,
+      pendingCount: this.pendingCount,
+      score: this.score,
+      counters: this.stats(),
+    };
+  }
+
+  private load(s: QualityState): void {
+    if (s?.v !== 1) throw new ValidationError('quality state', `unsupported version ${String(s?.v)}`);
+    this.prices.load(s.prices);
+    this.amounts.load(s.amounts);
+    this.lastPx = s.lastPx ?? Number.NaN;
+    this.pendingSide = s.pendingSide;
+    this.pendingCount = s.pendingCount;
+    this.score = s.score;
+    this.counters = {
+      checked: s.counters.checked,
+      accepted: s.counters.accepted,
+      quarantined: { ...zeroCounts(), ...s.counters.quarantined },
+      flagged: { ...zeroCounts(), ...s.counters.flagged },
+    };
+  }
+
+  private reject(check: QualityCheck, reason: string): QualityResult {
+    this.counters.quarantined[check]++;
+    this.score *= this.keep;
+    return { ok: false, check, reason };
+  }
+}
