@@ -1,0 +1,411 @@
+/**
+ * Polls Yahoo's 1m chart for a set of symbols and hands each completed bar to a sink exactly
+ * once. NATS-agnostic: the exchange actor supplies the sink.
+ *
+ * - Only while a symbol's market is open (core/market-hours), plus one poll after the close for
+ *   the final bar. A closed market costs no requests: the symbol's loop sleeps until nextOpen.
+ *   Polls are phase-aligned: `settleMs` past each multiple of `pollIntervalMs`.
+ * - Requests are `chart(symbol, { interval: '1m', period1, period2, includePrePost: false })`:
+ *   regular-session bars only, period1 = the minute after the last emitted bar (at most 7 days
+ *   back: Yahoo keeps 1m data for 30 days and serves 8 days per request).
+ * - Yahoo's last 1m row is the forming minute (stamped with the current second); a bar is
+ *   emitted only once its minute has ended (+ `settleMs` for Yahoo's own processing lag). Rows
+ *   with a null price are skipped. Each symbol re-fetches from its last emitted bar, so a failed
+ *   poll loses nothing: the next successful one returns the missed minutes.
+ * - Errors back off with cockatiel's decorrelated-jitter exponential backoff; a 429's
+ *   Retry-After is a lower bound on the wait. A consecutive-failure breaker (cockatiel's
+ *   ConsecutiveBreaker) opens the symbol's circuit; after `halfOpenAfterMs` one trial request
+ *   decides. cockatiel's own retry and circuit policies time with setTimeout/Date.now, so the
+ *   waiting here goes through the injected Clock instead and only the backoff and breaker
+ *   arithmetic is cockatiel's.
+ */
+import { ConsecutiveBreaker, ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
+import type YahooFinance from 'yahoo-finance2';
+import type { Clock, TimerHandle } from '../../core/clock.ts';
+import type { Logger } from '../../core/log.ts';
+import { type Calendar, type ClosedReason, calendarForSymbol, marketState } from '../../core/market-hours.ts';
+import { MAX_TRADES_PER_BATCH, type SourceBar } from '../../core/protocol/index.ts';
+
+const MINUTE = 60_000;
+/** Yahoo serves 1m data for the last 30 days, at most 8 days per request; stay inside both. */
+const MAX_LOOKBACK_MS = 7 * 86_400_000;
+const FINAL_POLL_ATTEMPTS = 5;
+
+export type { SourceBar };
+
+/**
+ * Receives each symbol's completed bars once, in time order, at most MAX_TRADES_PER_BATCH per
+ * call (the exchange actor publishes them as a SourceBarBatch).
+ */
+export interface SourceBarSink {
+  onBars(symbol: string, bars: SourceBar[]): Promise<void>;
+}
+
+export type YahooClient = InstanceType<typeof YahooFinance>;
+
+export interface YahooFeedOptions {
+  symbols: readonly string[];
+  pollIntervalMs: number;
+  clock: Clock;
+  log: Logger;
+  /** A yahoo-finance2 instance (tests pass one whose fetch goes to a fake). */
+  yahoo: YahooClient;
+  /** One calendar for every symbol, or a choice per symbol; default calendarForSymbol. */
+  calendar?: Calendar | ((symbol: string) => Calendar);
+  /** Open time of the first bar to emit (all symbols, or per symbol); default: the last 24 h. */
+  since?: number | Readonly<Record<string, number>>;
+  /** A minute counts as complete this long after it ends (Yahoo finishes a bar late). Default 2 s. */
+  settleMs?: number;
+  /** Extra wait before the after-close poll, for delayed feeds (BIST on Yahoo: 15 min). Default 0. */
+  afterCloseMs?: number;
+  /** Delays after consecutive failures; default exponential with decorrelated jitter, 1 s … 60 s. */
+  backoff?: IBackoffFactory<unknown>;
+  /** Consecutive failures that open a symbol's circuit. Default 5. */
+  breakerThreshold?: number;
+  /** How long an open circuit blocks requests before one trial. Default 60 s. */
+  halfOpenAfterMs?: number;
+}
+
+export type FeedState = 'starting' | 'polling' | 'backoff' | 'market-closed' | 'stopped';
+export type CircuitName = 'closed' | 'open' | 'half-open';
+
+export interface SymbolFeedHealth {
+  symbol: string;
+  calendar: Calendar;
+  state: FeedState;
+  circuit: CircuitName;
+  /** Why the market is closed, while `state` is market-closed. */
+  closedReason: ClosedReason | null;
+  nextOpen: number | null;
+  closesAt: number | null;
+  lastPollAt: number | null;
+  /** When the next request is due after a failure. */
+  retryAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  /** Open time of the last emitted bar. */
+  lastBarT: number | null;
+  requests: number;
+  bars: number;
+  errors: number;
+  consecutiveFailures: number;
+  rateLimited: number;
+  /** 2xx answers that yahoo-finance2 could not parse or validate. */
+  malformed: number;
+  /** Bars whose high/low Yahoo gave inside open/close, widened to contain them (the protocol's
+   * SourceBar check demands low ≤ open, close ≤ high). */
+  repaired: number;
+}
+
+interface SymbolRun {
+  health: SymbolFeedHealth;
+  nextBarT: number;
+  breaker: ConsecutiveBreaker;
+  backoff: IBackoff<unknown> | undefined;
+  openUntil: number;
+  finalPollDue: boolean;
+  finalAttempts: number;
+  sessionClose: number | null;
+}
+
+interface Capture {
+  status: number;
+  retryAfter: string | null;
+}
+
+export class YahooFeed {
+  private readonly runs = new Map<string, SymbolRun>();
+  private started = false;
+  private readonly settleMs: number;
+  private readonly afterCloseMs: number;
+  private readonly backoffFactory: IBackoffFactory<unknown>;
+  private readonly halfOpenAfterMs: number;
+
+  constructor(
+    private readonly opts: YahooFeedOptions,
+    private readonly sink: SourceBarSink,
+  ) {
+    if (!(opts.pollIntervalMs > 0)) throw new Error('pollIntervalMs must be > 0');
+    this.settleMs = opts.settleMs ?? 2000;
+    this.afterCloseMs = opts.afterCloseMs ?? 0;
+    this.backoffFactory = opts.backoff ?? new ExponentialBackoff({ initialDelay: 1000, maxDelay: 60_000 });
+    this.halfOpenAfterMs = opts.halfOpenAfterMs ?? 60_000;
+    const now = opts.clock.now();
+    for (const symbol of new Set(opts.symbols)) {
+      const calendar =
+        typeof opts.calendar === 'function'
+          ? opts.calendar(symbol)
+          : (opts.calendar ?? calendarForSymbol(symbol));
+      const since = typeof opts.since === 'number' ? opts.since : opts.since?.[symbol];
+      this.runs.set(symbol, {
+        health: {
+          symbol,
+          calendar,
+          state: 'starting',
+          circuit: 'closed',
+          closedReason: null,
+          nextOpen: null,
+          closesAt: null,
+          lastPollAt: null,
+          retryAt: null,
+          lastError: null,
+          lastErrorAt: null,
+          lastBarT: null,
+          requests: 0,
+          bars: 0,
+          errors: 0,
+          consecutiveFailures: 0,
+          rateLimited: 0,
+          malformed: 0,
+          repaired: 0,
+        },
+        nextBarT: Math.floor((since ?? now - 86_400_000) / MINUTE) * MINUTE,
+        breaker: new ConsecutiveBreaker(opts.breakerThreshold ?? 5),
+        backoff: undefined,
+        openUntil: 0,
+        finalPollDue: false,
+        finalAttempts: 0,
+        sessionClose: null,
+      });
+    }
+  }
+
+  /** Runs until the signal aborts; resolves once every symbol's loop has stopped. */
+  async start(signal: AbortSignal): Promise<void> {
+    if (this.started) throw new Error('YahooFeed already started');
+    this.started = true;
+    await Promise.all([...this.runs.values()].map((run) => this.runSymbol(run, signal)));
+  }
+
+  health(): Record<string, SymbolFeedHealth> {
+    return Object.fromEntries([...this.runs].map(([sym, run]) => [sym, { ...run.health }]));
+  }
+
+  private async runSymbol(run: SymbolRun, signal: AbortSignal): Promise<void> {
+    const { clock } = this.opts;
+    const h = run.health;
+    while (!signal.aborted) {
+      const now = clock.now();
+      if (h.circuit === 'open') {
+        if (now < run.openUntil) {
+          await this.sleep(run.openUntil - now, signal);
+          continue;
+        }
+        h.circuit = 'half-open';
+      }
+      if (h.retryAt !== null && now < h.retryAt) {
+        await this.sleep(h.retryAt - now, signal);
+        continue;
+      }
+      const market = marketState(h.calendar, now);
+      if (market.open) {
+        run.finalPollDue = true;
+        run.finalAttempts = 0;
+        run.sessionClose = market.closesAt ?? null;
+        h.closesAt = market.closesAt ?? null;
+        h.nextOpen = null;
+        h.closedReason = null;
+        if (await this.poll(run, now)) await this.sleep(this.untilNextPoll(clock.now()), signal);
+        continue;
+      }
+      if (run.finalPollDue && run.finalAttempts < FINAL_POLL_ATTEMPTS) {
+        // One more request after the close, once the last minute has completed.
+        const due = (run.sessionClose ?? now) + this.settleMs + this.afterCloseMs;
+        if (now < due) {
+          await this.sleep(due - now, signal);
+          continue;
+        }
+        run.finalAttempts++;
+        if (await this.poll(run, now)) run.finalPollDue = false;
+        continue;
+      }
+      run.finalPollDue = false;
+      h.state = 'market-closed';
+      h.closedReason = market.reason ?? null;
+      h.nextOpen = market.nextOpen;
+      h.closesAt = null;
+      h.retryAt = null;
+      // Capped so that a timer never overflows (setTimeout's 24.8-day limit) and the calendar is
+      // re-read at least daily.
+      await this.sleep(Math.min(market.nextOpen - now, 86_400_000), signal);
+    }
+    h.state = 'stopped';
+  }
+
+  /**
+   * Polls run on a fixed phase: `settleMs` after multiples of the interval (epoch-aligned), so
+   * with a 60 s interval each minute's bar is fetched two seconds after it completes instead
+   * of up to a minute later.
+   */
+  private untilNextPoll(now: number): number {
+    const every = this.opts.pollIntervalMs;
+    return Math.floor((now - this.settleMs) / every) * every + every + this.settleMs - now;
+  }
+
+  /** One chart request; true when it succeeded and its bars (if any) reached the sink. */
+  private async poll(run: SymbolRun, now: number): Promise<boolean> {
+    const h = run.health;
+    const to = Math.floor(now / MINUTE) * MINUTE + MINUTE;
+    const oldest = Math.floor((now - MAX_LOOKBACK_MS) / MINUTE) * MINUTE;
+    const from = Math.min(Math.max(run.nextBarT, oldest), to - MINUTE);
+    const capture: Capture = { status: 0, retryAfter: null };
+    h.requests++;
+    h.lastPollAt = now;
+    let bars: SourceBar[];
+    try {
+      const result = await this.opts.yahoo.chart(
+        h.symbol,
+        { interval: '1m', period1: new Date(from), period2: new Date(to), includePrePost: false },
+        { fetch: this.capturingFetch(capture) },
+      );
+      bars = this.completedBars(run, result.quotes, now);
+    } catch (e) {
+      const status = capture.status;
+      let retryAfterMs: number | null = null;
+      if (status === 429) {
+        h.rateLimited++;
+        retryAfterMs = parseRetryAfter(capture.retryAfter, this.opts.clock.now());
+      } else if (status >= 200 && status < 300) {
+        h.malformed++;
+      }
+      const message = `${status ? `HTTP ${status}: ` : ''}${(e as Error).message ?? String(e)}`;
+      this.failed(run, message.slice(0, 300), retryAfterMs, true);
+      return false;
+    }
+    // A week of a 24x7 symbol is more than one message may carry.
+    for (let i = 0; i < bars.length; i += MAX_TRADES_PER_BATCH) {
+      const chunk = bars.slice(i, i + MAX_TRADES_PER_BATCH);
+      try {
+        await this.sink.onBars(h.symbol, chunk);
+      } catch (e) {
+        // Not Yahoo's fault: retry later (the same bars come again) without touching the circuit.
+        this.failed(run, `sink: ${(e as Error).message}`, null, false);
+        return false;
+      }
+      h.lastBarT = chunk.at(-1)!.t;
+      h.bars += chunk.length;
+      run.nextBarT = h.lastBarT + MINUTE;
+    }
+    if (h.consecutiveFailures > 0)
+      this.opts.log.info({ symbol: h.symbol, failures: h.consecutiveFailures }, 'yahoo poll recovered');
+    run.breaker.success();
+    run.backoff = undefined;
+    h.circuit = 'closed';
+    h.consecutiveFailures = 0;
+    h.retryAt = null;
+    h.state = 'polling';
+    return true;
+  }
+
+  private failed(
+    run: SymbolRun,
+    message: string,
+    retryAfterMs: number | null,
+    countsForCircuit: boolean,
+  ): void {
+    const h = run.health;
+    const now = this.opts.clock.now();
+    h.errors++;
+    h.consecutiveFailures++;
+    h.lastError = message;
+    h.lastErrorAt = now;
+    run.backoff = (run.backoff ?? this.backoffFactory).next(undefined);
+    let delay = run.backoff.duration;
+    if (retryAfterMs !== null) delay = Math.max(delay, retryAfterMs);
+    if (countsForCircuit) {
+      // A failed trial in half-open reopens at once, as in cockatiel's CircuitBreakerPolicy.
+      const opens = h.circuit === 'half-open' || run.breaker.failure();
+      if (opens) {
+        h.circuit = 'open';
+        run.openUntil = now + Math.max(delay, this.halfOpenAfterMs);
+        delay = run.openUntil - now;
+      }
+    }
+    h.retryAt = now + delay;
+    h.state = 'backoff';
+    this.opts.log.warn(
+      {
+        symbol: h.symbol,
+        error: message,
+        retryInMs: delay,
+        circuit: h.circuit,
+        failures: h.consecutiveFailures,
+      },
+      'yahoo poll failed',
+    );
+  }
+
+  /** Completed, non-null minutes after the last emitted bar, in time order, one per minute. */
+  private completedBars(
+    run: SymbolRun,
+    quotes: readonly {
+      date: Date;
+      open: number | null;
+      high: number | null;
+      low: number | null;
+      close: number | null;
+      volume: number | null;
+    }[],
+    now: number,
+  ): SourceBar[] {
+    const byMinute = new Map<number, SourceBar>();
+    for (const q of quotes) {
+      const ts = q.date.getTime();
+      const t = Math.floor(ts / MINUTE) * MINUTE;
+      if (t < run.nextBarT || t + MINUTE + this.settleMs > now) continue;
+      const { open: o, high, low, close: c } = q;
+      if (o === null || high === null || low === null || c === null) continue;
+      if (![o, high, low, c].every((x) => Number.isFinite(x) && x > 0)) continue;
+      // A bar stamped inside its minute (Yahoo's live row) never beats the minute's own row.
+      if (byMinute.has(t) && ts !== t) continue;
+      const h = Math.max(high, o, c);
+      const l = Math.min(low, o, c);
+      if (h !== high || l !== low) run.health.repaired++;
+      const vol = q.volume !== null && Number.isFinite(q.volume) && q.volume >= 0 ? q.volume : 0;
+      byMinute.set(t, { t, o, h, l, c, vol });
+    }
+    return [...byMinute.values()].sort((a, b) => a.t - b.t);
+  }
+
+  /** Wraps the client's fetch for one call, to read the status and Retry-After yahoo-finance2 drops. */
+  private capturingFetch(capture: Capture): typeof fetch {
+    // yahoo-finance2 keeps the constructor's `fetch` option in `_opts`; a per-call `fetch`
+    // module option replaces it, so wrap that one (or the global fetch).
+    const base =
+      (this.opts.yahoo as unknown as { _opts?: { fetch?: typeof fetch } })._opts?.fetch ?? globalThis.fetch;
+    return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      const res = await base(input, init);
+      capture.status = res.status;
+      capture.retryAfter = res.headers.get('retry-after');
+      return res;
+    }) as typeof fetch;
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    const { clock } = this.opts;
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      let timer: TimerHandle | undefined;
+      const onAbort = () => {
+        if (timer) clock.clearTimeout(timer);
+        resolve();
+      };
+      timer = clock.setTimeout(
+        () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** Retry-After as delta-seconds or an HTTP date; null when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now: number): number | null {
+  if (value === null || value.trim() === '') return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
