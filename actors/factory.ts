@@ -3,15 +3,27 @@ import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Topology } from '../core/nats.ts';
 import type { ActorSpec } from '../core/protocol/index.ts';
+import { AlertDispatcherActor } from './alerts/dispatcher-actor.ts';
+import { ReplayExchangeActor } from './exchange/replay-actor.ts';
 import { SimExchangeActor } from './exchange/sim-actor.ts';
+import { type YahooClientFactory, YahooExchangeActor } from './exchange/yahoo-actor.ts';
 import type { ActorBehavior, BehaviorFactory } from './runtime/actor.ts';
 import { SymbolActor } from './symbol/symbol-actor.ts';
 import { BarWriterActor } from './writer/writer-actor.ts';
+
+/**
+ * How exchange actors reach the outside world. Production leaves these out (each actor builds
+ * its real client); tests pass clients whose requests go to local fakes.
+ */
+export interface ExchangeAdapters {
+  yahoo?: YahooClientFactory;
+}
 
 export interface ActorDeps {
   topo: Topology;
   cfg: Config;
   pool: Pool;
+  adapters?: ExchangeAdapters;
 }
 
 export class UnsupportedActorError extends Error {
@@ -27,9 +39,18 @@ export function behaviorFactory(deps: ActorDeps): BehaviorFactory {
         return new SymbolActor(spec.exchange!, spec.symbol!, deps);
       case 'writer':
         return new BarWriterActor(deps);
+      case 'alerts':
+        return new AlertDispatcherActor(deps);
       case 'exchange':
         if (spec.exchangeKind === 'sim')
           return new SimExchangeActor(spec.exchange!, spec.symbols ?? [], deps);
+        if (spec.exchangeKind === 'yahoo')
+          return new YahooExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, {
+            topo: deps.topo,
+            yahoo: deps.adapters?.yahoo,
+          });
+        if (spec.exchangeKind === 'replay')
+          return new ReplayExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, deps);
         throw new UnsupportedActorError(spec);
     }
   };

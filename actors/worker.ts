@@ -23,7 +23,7 @@ import {
   SERVICES,
   subjects,
 } from '../core/protocol/index.ts';
-import { behaviorFactory } from './factory.ts';
+import { behaviorFactory, type ExchangeAdapters } from './factory.ts';
 import { KvHealthSink } from './runtime/kv-health.ts';
 import { LocalSupervisor, type SupervisorEvent } from './runtime/local-supervisor.ts';
 
@@ -34,6 +34,8 @@ export interface WorkerOptions {
   pool: Pool;
   clock: Clock;
   log: Logger;
+  /** Exchange clients for tests (fakes); production leaves it out. */
+  adapters?: ExchangeAdapters;
 }
 
 const SHUTDOWN_MS = 10_000;
@@ -58,7 +60,7 @@ export class Worker {
     this.startedAt = opts.clock.now();
     this.sup = new LocalSupervisor({
       policy: opts.cfg.supervisor.restart,
-      factory: behaviorFactory({ topo: opts.topo, cfg: opts.cfg, pool: opts.pool }),
+      factory: behaviorFactory({ topo: opts.topo, cfg: opts.cfg, pool: opts.pool, adapters: opts.adapters }),
       clock: opts.clock,
       log: opts.log,
       worker: opts.id,

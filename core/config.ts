@@ -130,6 +130,38 @@ export const configSchema = z
         leaseTtlMs: 10_000,
         restart: { intensity: 5, periodMs: 60_000, backoffMs: 250, maxBackoffMs: 10_000 },
       }),
+    alerts: z
+      .object({
+        /** nodemailer SMTP URL (smtp://user:pass@host:587); email alerts are off without it. */
+        smtpUrl: z.string().optional(),
+        from: z.string().default('tickmesh <tickmesh@localhost>'),
+        timeoutMs: ms.default(5000),
+        maxAttempts: z.number().int().min(1).max(100).default(8),
+        backoffMs: ms.default(1000),
+        maxBackoffMs: ms.default(5 * 60_000),
+        /** How often the dispatcher looks for due deliveries when nothing wakes it. */
+        pollMs: ms.default(1000),
+      })
+      .strict()
+      .default({
+        from: 'tickmesh <tickmesh@localhost>',
+        timeoutMs: 5000,
+        maxAttempts: 8,
+        backoffMs: 1000,
+        maxBackoffMs: 5 * 60_000,
+        pollMs: 1000,
+      }),
+    analytics: z
+      .object({
+        /** Data-quality checks (analytics/quality.ts; defaults there). */
+        quality: z.record(z.string(), z.unknown()).default({}),
+        /** Closed bars per timeframe read from the database to warm indicators up on a cold start. */
+        warmupBars: z.number().int().min(0).max(5000).default(300),
+        /** How often symbol actors re-read their alert rules (they also react to changes at once). */
+        rulesRefreshMs: ms.default(30_000),
+      })
+      .strict()
+      .default({ quality: {}, warmupBars: 300, rulesRefreshMs: 30_000 }),
     writer: z
       .object({
         batchSize: z.number().int().min(1).max(10_000).default(1000),
@@ -173,6 +205,7 @@ const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
   PORT: [['gateway', 'port'], num],
   METRICS_PORT: [['metricsPort'], num],
   TICKMESH_EXCHANGES: [['exchangesFile'], String],
+  SMTP_URL: [['alerts', 'smtpUrl'], String],
   TICKMESH_WORKER_ID: [['worker', 'id'], String],
   SIM_ENABLED: [['sim', 'enabled'], bool],
   SIM_RATE: [['sim', 'rate'], num],

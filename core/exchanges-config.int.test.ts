@@ -113,12 +113,15 @@ describe('exchanges file', () => {
           await nc.close();
         }
       };
-      await eventually(async () => ((await desired()).desired === 2 ? true : null), 'writer + symbol.feed.A');
+      await eventually(
+        async () => ((await desired()).desired === 3 ? true : null),
+        'writer, alerts, symbol.feed.A',
+      );
       writeFileSync(
         join(dir, 'exchanges.yaml'),
         'exchanges:\n  feed:\n    kind: external\n    symbols: [A, B]\n',
       );
-      await eventually(async () => ((await desired()).desired === 3 ? true : null), 'symbol B added', 15_000);
+      await eventually(async () => ((await desired()).desired === 4 ? true : null), 'symbol B added', 15_000);
       // An invalid edit is refused (logged) and does not stop the watch: the next good edit applies.
       writeFileSync(join(dir, 'exchanges.yaml'), 'exchanges:\n  feed:\n    kind: nonsense\n');
       await new Promise((r) => setTimeout(r, 2500)); // one stat poll sees the broken file
@@ -126,7 +129,7 @@ describe('exchanges file', () => {
         join(dir, 'exchanges.yaml'),
         'exchanges:\n  feed:\n    kind: external\n    symbols: [A, B, C]\n',
       );
-      await eventually(async () => ((await desired()).desired === 4 ? true : null), 'symbol C added', 15_000);
+      await eventually(async () => ((await desired()).desired === 5 ? true : null), 'symbol C added', 15_000);
     });
   });
 });

@@ -14,6 +14,36 @@ export function enableDefaultMetrics(): void {
 }
 
 export const metrics = {
+  qualityChecks: new Counter({
+    name: 'tickmesh_quality_checks_total',
+    help: 'Trades judged by the data-quality checks, by check and outcome (quarantined, flagged)',
+    labelNames: ['exchange', 'symbol', 'check', 'outcome'] as const,
+    registers: [registry],
+  }),
+  qualityScore: new Gauge({
+    name: 'tickmesh_quality_score',
+    help: 'Data-quality score per symbol in [0, 1] (share of good trades, exponentially weighted)',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  alertsFired: new Counter({
+    name: 'tickmesh_alerts_fired_total',
+    help: 'Alert firings recorded (each once)',
+    labelNames: ['condition'] as const,
+    registers: [registry],
+  }),
+  alertDeliveries: new Counter({
+    name: 'tickmesh_alert_deliveries_total',
+    help: 'Alert delivery attempts by channel and outcome (delivered, retry, failed)',
+    labelNames: ['channel', 'outcome'] as const,
+    registers: [registry],
+  }),
+  analyticsSeconds: new Histogram({
+    name: 'tickmesh_analytics_seconds',
+    help: 'Indicators + features + alert evaluation per closed bar',
+    buckets: [0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.00025, 0.001],
+    registers: [registry],
+  }),
   tradesIn: new Counter({
     name: 'tickmesh_trades_in_total',
     help: 'Trades applied to bars by symbol actors',
@@ -81,6 +111,42 @@ export const metrics = {
   natsTopics: new Gauge({
     name: 'tickmesh_gateway_nats_topics',
     help: 'Distinct NATS subscriptions shared by GraphQL subscribers',
+    registers: [registry],
+  }),
+  sourceBarsReceived: new Counter({
+    name: 'tickmesh_source_bars_received_total',
+    help: 'Completed 1m source bars (Yahoo chart rows) received and published by exchange actors',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedErrors: new Counter({
+    name: 'tickmesh_feed_errors_total',
+    help: 'Failed requests of an exchange feed (HTTP errors, rate limits, malformed answers)',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedCircuitState: new Gauge({
+    name: 'tickmesh_feed_circuit_state',
+    help: 'Circuit breaker of an exchange feed: 0 closed, 1 half-open, 2 open',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedLastDataAge: new Gauge({
+    name: 'tickmesh_feed_last_data_age_seconds',
+    help: 'Seconds since the end of the last bar (or the last trade) a feed delivered (grows while the market is closed)',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedMarketOpen: new Gauge({
+    name: 'tickmesh_feed_market_open',
+    help: 'Whether a feed considers the symbol market open (1) or closed by its calendar (0)',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  replayBehind: new Gauge({
+    name: 'tickmesh_replay_behind_seconds',
+    help: 'How late a paced replay released its last batch against the requested speed',
+    labelNames: ['exchange'] as const,
     registers: [registry],
   }),
 };

@@ -13,7 +13,18 @@ describe('migrations', () => {
     const { rows } = await db.pool.query(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
     );
-    expect(rows.map((r) => r.table_name)).toEqual(['candles', 'exchanges', 'pgmigrations', 'symbols']);
+    expect(rows.map((r) => r.table_name)).toEqual([
+      'alert_deliveries',
+      'alert_events',
+      'alert_rules',
+      'candles',
+      'data_quality_metrics',
+      'exchanges',
+      'indicators',
+      'ml_features',
+      'pgmigrations',
+      'symbols',
+    ]);
     expect(await migrate(db.url, testLog)).toEqual([]);
   });
 

@@ -49,6 +49,7 @@ export interface Topology {
     workers: KV;
     leader: KV;
     symbolState: KV;
+    featuresLatest: KV;
   };
 }
 
@@ -116,14 +117,15 @@ export async function ensureTopology(nc: NatsConnection, cfg: Config): Promise<T
   for (const spec of streamSpecs(cfg)) await ensureStream(jsm, spec);
   const kvm = new Kvm(nc);
   const replicas = cfg.streams.replicas;
-  const [health, assign, workers, leader, symbolState] = await Promise.all([
+  const [health, assign, workers, leader, symbolState, featuresLatest] = await Promise.all([
     kvm.create(BUCKETS.actorHealth, { ttl: cfg.health.ttlMs, history: 1, replicas }),
     kvm.create(BUCKETS.actorAssign, { history: 5, replicas }),
     kvm.create(BUCKETS.workers, { ttl: cfg.health.ttlMs, history: 1, replicas }),
     kvm.create(BUCKETS.supervisorLeader, { ttl: cfg.supervisor.leaseTtlMs, history: 1, replicas }),
     kvm.create(BUCKETS.symbolState, { history: 1, replicas }),
+    kvm.create(BUCKETS.featuresLatest, { history: 1, replicas }),
   ]);
-  return { nc, js: jetstream(nc), jsm, kv: { health, assign, workers, leader, symbolState } };
+  return { nc, js: jetstream(nc), jsm, kv: { health, assign, workers, leader, symbolState, featuresLatest } };
 }
 
 /**

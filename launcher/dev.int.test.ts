@@ -49,7 +49,7 @@ async function allRunning(base: string): Promise<string[]> {
     async () => {
       const r = await gql<{ actors: { id: string; status: string }[] }>(base, '{ actors { id status } }');
       const ids = r.data?.actors.filter((a) => a.status === 'running').map((a) => a.id) ?? [];
-      return ids.length === 7 ? ids : null;
+      return ids.length === 8 ? ids : null;
     },
     'seven running actors',
     30_000,
@@ -78,6 +78,7 @@ describe('tickmesh dev', () => {
       'SOL/USDT',
     ]);
     expect(await allRunning(first.base)).toEqual([
+      'alerts.dispatcher',
       'exchange.sim',
       'symbol.sim.AAPL',
       'symbol.sim.BTC-USDT',

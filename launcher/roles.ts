@@ -5,6 +5,7 @@
  */
 import { createServer } from 'node:http';
 import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import type { ExchangeAdapters } from '../actors/factory.ts';
 import { Worker } from '../actors/worker.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
@@ -99,6 +100,8 @@ export async function startWorkerRole(
   log: Logger,
   clock: Clock = systemClock,
   id?: string,
+  /** Exchange clients on fakes, for tests. */
+  adapters?: ExchangeAdapters,
 ): Promise<RoleHandle & { worker: Worker }> {
   const rt = await openRuntime(cfg, 'worker', log);
   const worker = new Worker({
@@ -108,6 +111,7 @@ export async function startWorkerRole(
     pool: rt.pool,
     clock,
     log: log.child({ role: 'worker' }),
+    adapters,
   });
   await worker.start();
   return {

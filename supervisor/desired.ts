@@ -20,7 +20,10 @@ export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]>
       WHERE s.active AND e.enabled
       ORDER BY s.exchange, s.symbol`,
   );
-  const specs: ActorSpec[] = [{ id: actorIds.writer(), kind: 'writer' }];
+  const specs: ActorSpec[] = [
+    { id: actorIds.writer(), kind: 'writer' },
+    { id: actorIds.alertDispatcher(), kind: 'alerts' },
+  ];
   const byExchange = new Map<
     string,
     { kind: ExchangeKind; options: Record<string, unknown>; symbols: string[] }

@@ -77,9 +77,9 @@ describe('pipeline end to end', () => {
         '{ actors { id kind status restarts } }',
       );
       const running = r.data?.actors.filter((a) => a.status === 'running').map((a) => a.id) ?? [];
-      return running.length === 3 ? running : null;
-    }, 'three running actors');
-    expect(ids).toEqual(['symbol.test.BRK_B', 'symbol.test.BTC-USDT', 'writer.bars']);
+      return running.length === 4 ? running : null;
+    }, 'four running actors');
+    expect(ids).toEqual(['alerts.dispatcher', 'symbol.test.BRK_B', 'symbol.test.BTC-USDT', 'writer.bars']);
   });
 
   it('turns trades with past timestamps into closed bars, over GraphQL and a subscription', async () => {
@@ -96,7 +96,13 @@ describe('pipeline end to end', () => {
     );
     const trades = syntheticTrades({ start: START, count: 3000 });
     // A final trade hours later closes every bar up to 4h; it stays in a forming bar itself.
-    const closer = { id: '999999', ts: START + 6 * 3600_000, px: 100, qty: 1, side: 'buy' as const };
+    const closer = {
+      id: '999999',
+      ts: START + 6 * 3600_000,
+      px: trades.at(-1)!.px,
+      qty: 1,
+      side: 'buy' as const,
+    };
     await using topo = await topology(cfg);
     await publishTrades(topo.js, EX, SYM, trades);
     await publishTrades(topo.js, EX, SYM, [closer]);
@@ -157,7 +163,7 @@ describe('pipeline end to end', () => {
           { id: 'a1', ts: t0 + 1000, px: 10, qty: 1 },
           { id: 'a2', ts: t0 + 2000, px: -5, qty: 1 },
           { id: 'a3', ts: t0 + 3000, px: Number.NaN, qty: 1 },
-          { id: 'a4', ts: t0 + 4000, px: 12, qty: 2 },
+          { id: 'a4', ts: t0 + 4000, px: 10.6, qty: 2 },
         ],
       }),
       { msgID: 'mixed-1' },
@@ -173,7 +179,7 @@ describe('pipeline end to end', () => {
       );
       return r.rows[0];
     }, 'BRK.B bar');
-    expect(row).toEqual({ open: 10, high: 12, low: 10, close: 12, volume: 3, trades: 2 });
+    expect(row).toEqual({ open: 10, high: 10.6, low: 10, close: 10.6, volume: 3, trades: 2 });
     await eventually(async () => quarantined.length >= 3, 'three quarantine messages');
     expect(quarantined[0]).toMatch(/not JSON/);
     expect(quarantined.slice(1)).toEqual([

@@ -38,7 +38,7 @@ describe('quiet market', () => {
     const t0 = Date.UTC(2024, 5, 1, 12, 0, 0);
     await publishTrades(topo.js, 'test', 'QUIET', [
       { id: '1', ts: t0 + 10_000, px: 5, qty: 1 },
-      { id: '2', ts: t0 + 30_000, px: 6, qty: 2 },
+      { id: '2', ts: t0 + 30_000, px: 5.4, qty: 2 },
     ]);
     // Applied = acknowledged by the actor (it acks after applying). The newest trade's
     // exchange time is the fake wall clock now, so the actor's clock offset is 0.
@@ -64,7 +64,7 @@ describe('quiet market', () => {
     });
     clock.advance(200);
     await arrived;
-    expect(closed).toEqual([expect.objectContaining({ t: t0, o: 5, c: 6, vol: 3, n: 2, closed: true })]);
+    expect(closed).toEqual([expect.objectContaining({ t: t0, o: 5, c: 5.4, vol: 3, n: 2, closed: true })]);
     sub.unsubscribe();
     // The writer's flush timer runs on the same fake clock.
     const row = await eventually(async () => {
@@ -72,6 +72,6 @@ describe('quiet market', () => {
       return (await db.pool.query(`SELECT open, close, volume, trades FROM candles WHERE timeframe = '1m'`))
         .rows[0];
     }, 'bar stored');
-    expect(row).toEqual({ open: 5, close: 6, volume: 3, trades: 2 });
+    expect(row).toEqual({ open: 5, close: 5.4, volume: 3, trades: 2 });
   });
 });

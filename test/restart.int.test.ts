@@ -60,7 +60,7 @@ describe('worker kill -9 and restart', () => {
     await using topo = await topology(cfg);
     const trades = syntheticTrades({ start: START, count: 20_000, seed: 99 });
     const half = 8_000;
-    const closer = { id: '9999999', ts: trades.at(-1)!.ts + 6 * 3600_000, px: 1, qty: 1 };
+    const closer = { id: '9999999', ts: trades.at(-1)!.ts + 6 * 3600_000, px: trades.at(-1)!.px, qty: 1 };
 
     const first = spawnRole('worker', env());
     const s1 = await runningSession(topo);

@@ -13,6 +13,7 @@ import {
   subjects,
   type Trade,
   type TradeBatch,
+  type TradeSource,
 } from '../../core/protocol/index.ts';
 import { retryForever } from '../../core/retry.ts';
 
@@ -29,11 +30,12 @@ export class TradePublisher {
   ) {}
 
   /** Queues the trades for publication; resolves once there is room for more in flight. */
-  async publish(sym: string, trades: readonly Trade[]): Promise<void> {
+  async publish(sym: string, trades: readonly Trade[], source?: TradeSource): Promise<void> {
     const subject = subjects.trade(this.ex, sym);
     for (let i = 0; i < trades.length; i += this.batchMax) {
       const chunk = trades.slice(i, i + this.batchMax);
       const batch: TradeBatch = { v: SCHEMA_VERSION, ex: this.ex, sym, trades: chunk };
+      if (source && source !== 'live') batch.source = source;
       const id = msgIds.trades(this.ex, sym, chunk[0]!.id, chunk.at(-1)!.id);
       const data = encodeJson(batch);
       const p = this.policy

@@ -195,6 +195,11 @@ export class BarBuilder {
 
   private idSet: Set<string>;
 
+  /** True when a trade with this id was applied recently (it would be dropped as a duplicate). */
+  hasSeen(id: string): boolean {
+    return this.idSet.has(id);
+  }
+
   /** Applies trades in arrival order, then advances the watermark by the exchange clock. */
   applyTrades(trades: readonly Trade[]): StepResult {
     const out: StepResult = { closed: [], formingChanged: false, tooLate: [], duplicates: 0 };

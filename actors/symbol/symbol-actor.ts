@@ -18,6 +18,7 @@ import {
 import { nanos } from '@nats-io/nats-core';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
+import type { Pool } from '../../core/db.ts';
 import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
@@ -38,21 +39,31 @@ import {
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
+import { AnalyticsStage, type AnalyticsStageState, type Publication } from './analytics-stage.ts';
 import { BarBuilder, type BuilderState, emptyState, type StepResult } from './bar-builder.ts';
 import { Quarantine } from './quarantine.ts';
 
-type Message = { type: 'trades'; msg: JsMsg } | { type: 'tick' } | { type: 'forming' } | { type: 'snapshot' };
+type Message =
+  | { type: 'trades'; msg: JsMsg }
+  | { type: 'tick' }
+  | { type: 'forming' }
+  | { type: 'snapshot' }
+  | { type: 'rules' };
 
 interface Snapshot {
   v: typeof SCHEMA_VERSION;
   /** Last TRADES stream sequence reflected in `state`. */
   seq: number;
   state: BuilderState;
+  /** Analytics (quality, indicators, features, alert state) as of `seq`. */
+  analytics?: AnalyticsStageState;
 }
 
 export interface SymbolActorDeps {
   topo: Topology;
   cfg: Config;
+  /** Alert rules and the indicator warm-up; without it the actor runs without either. */
+  pool?: Pool;
 }
 
 export class SymbolActor implements ActorBehavior {
@@ -70,6 +81,8 @@ export class SymbolActor implements ActorBehavior {
   private formingTimer: TimerHandle | null = null;
   private closeTimer: TimerHandle | null = null;
   private snapshotTimer: TimerHandle | null = null;
+  private rulesTimer: TimerHandle | null = null;
+  private stage!: AnalyticsStage;
   private quarantine!: Quarantine;
   private consumer: Consumer | null = null;
   private readonly publishRetry = retryForever(50, 2000);
@@ -91,13 +104,20 @@ export class SymbolActor implements ActorBehavior {
       revisionWindow: cfg.bars.revisionWindow,
     });
     this.lastSeq = this.snapshotSeq = snapshot?.seq ?? 0;
+    await this.startAnalytics(snapshot);
     const messages = await startup.execute(() => this.openConsumer(this.lastSeq + 1), ctx.signal);
     const pump = this.pump(messages);
     this.scheduleSnapshot();
     this.scheduleClose();
     ctx.ready();
+    const rulesSub = topo.nc.subscribe(subjects.rulesChanged(this.ex, this.sym), {
+      callback: () => {
+        this.mailbox.offer({ type: 'rules' });
+      },
+    });
     const onAbort = () => {
       messages.stop();
+      rulesSub.unsubscribe();
       this.mailbox.close();
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -118,6 +138,47 @@ export class SymbolActor implements ActorBehavior {
       messages.stop();
     }
     await pump;
+  }
+
+  /**
+   * Restores the analytics from the snapshot, or starts them fresh and warms the indicators up
+   * from stored bars; then loads the alert rules. The database being down delays neither the
+   * bars nor the actor: warm-up is skipped (logged) and rules are retried on the next refresh.
+   */
+  private async startAnalytics(snapshot: Snapshot | null): Promise<void> {
+    const { cfg, pool } = this.deps;
+    const saved = snapshot?.analytics;
+    const restored = AnalyticsStage.restorable(saved);
+    try {
+      this.stage = new AnalyticsStage(this.ex, this.sym, cfg.analytics.quality, restored ? saved : undefined);
+    } catch (err) {
+      this.ctx.log.warn({ err }, 'unreadable analytics snapshot; starting the analytics afresh');
+      this.stage = new AnalyticsStage(this.ex, this.sym, cfg.analytics.quality);
+    }
+    if (!pool) return;
+    if (!restored) {
+      const n = await this.stage.warmUp(pool, cfg.analytics.warmupBars).catch((err) => {
+        this.ctx.log.warn({ err: (err as Error).message }, 'indicator warm-up from stored bars failed');
+        return 0;
+      });
+      if (n > 0) this.ctx.log.info({ bars: n }, 'indicators warmed up from stored bars');
+    }
+    await this.reloadRules();
+  }
+
+  private async reloadRules(): Promise<void> {
+    if (this.deps.pool)
+      await this.stage.loadRules(this.deps.pool).catch((err) => {
+        this.ctx.log.warn(
+          { err: (err as Error).message },
+          'cannot load alert rules; keeping the current ones',
+        );
+      });
+    if (this.rulesTimer) this.ctx.clock.clearTimeout(this.rulesTimer);
+    this.rulesTimer = this.ctx.clock.setTimeout(
+      () => this.mailbox.offer({ type: 'rules' }),
+      this.deps.cfg.analytics.rulesRefreshMs,
+    );
   }
 
   private async loadSnapshot(): Promise<Snapshot | null> {
@@ -179,6 +240,9 @@ export class SymbolActor implements ActorBehavior {
       case 'forming':
         this.publishForming();
         break;
+      case 'rules':
+        await this.reloadRules();
+        break;
       case 'snapshot':
         try {
           await this.snapshot();
@@ -225,13 +289,20 @@ export class SymbolActor implements ActorBehavior {
     }
     const { batch, rejected } = feed;
     for (const r of rejected) this.quarantine.send(r.reason, r.trade);
+    // Data quality before a trade touches a bar; freshness is judged against the time the
+    // message was stored, so a replay after a restart decides exactly as the first time.
+    const storedAt = Math.floor(msg.info.timestampNanos / 1e6);
+    const verdict = this.stage.judge(batch.trades, batch.source ?? 'live', storedAt, (id) =>
+      this.builder.hasSeen(id),
+    );
+    for (const q of verdict.quarantined) this.quarantine.send(`quality ${q.check}: ${q.reason}`, q.trade);
     const before = this.builder.state.exClock;
-    const result = this.builder.applyTrades(batch.trades);
+    const result = this.builder.applyTrades(verdict.good);
     const after = this.builder.state.exClock;
     if (after !== null && after !== before) this.offsetMs = this.ctx.clock.now() - after;
     for (const t of result.tooLate) this.quarantine.send('late: bar no longer revisable', t);
     this.publishClosed(result.closed);
-    const applied = batch.trades.length - result.duplicates - result.tooLate.length;
+    const applied = verdict.good.length - result.duplicates - result.tooLate.length;
     if (applied > 0) {
       metrics.tradesIn.inc({ exchange: this.ex, symbol: this.sym }, applied);
       this.ctx.markEvent(applied);
@@ -240,6 +311,8 @@ export class SymbolActor implements ActorBehavior {
       lastTradeTs: after,
       watermark: this.builder.state.watermark,
       pending: msg.info.pending,
+      qualityScore: this.stage.qualityScore,
+      alertRules: this.stage.rulesCount,
     });
     msg.ack();
     if (result.formingChanged) this.requestForming();
@@ -302,7 +375,12 @@ export class SymbolActor implements ActorBehavior {
   }
 
   private publishClosed(bars: Bar[]): void {
-    const { js } = this.deps.topo;
+    if (bars.length === 0) return;
+    const { js, kv } = this.deps.topo;
+    const started = performance.now();
+    // Indicators and features travel with the closed bar (attached in place).
+    const { publications, latest } = this.stage.onClosed(bars);
+    metrics.analyticsSeconds.observe((performance.now() - started) / 1000 / bars.length);
     for (const bar of bars) {
       const subject = subjects.bar(bar.tf, bar.ex, bar.sym);
       const data = encodeJson(bar);
@@ -311,7 +389,37 @@ export class SymbolActor implements ActorBehavior {
       const p = this.publishRetry.execute(() => js.publish(subject, data, { msgID }), this.ctx.signal);
       metrics.barsOut.inc({ timeframe: bar.tf });
       this.track(p);
+      if (bar.q) this.countQuality(bar.q);
     }
+    this.publishAll(publications);
+    // Latest features for real-time serving: best effort (the table has every row).
+    for (const [tf, row] of latest)
+      kv.featuresLatest
+        .put(stateKeys.features(this.ex, this.sym, tf), encodeJson(row))
+        .catch((err) => this.ctx.log.debug({ err }, 'features-latest put failed'));
+  }
+
+  /** JetStream publications with ids (alerts, analytics updates) or plain events (quality). */
+  private publishAll(publications: Publication[]): void {
+    const { js, nc } = this.deps.topo;
+    for (const p of publications) {
+      if (!p.msgID) {
+        nc.publish(p.subject, p.data);
+        continue;
+      }
+      const msgID = p.msgID;
+      this.track(this.publishRetry.execute(() => js.publish(p.subject, p.data, { msgID }), this.ctx.signal));
+    }
+  }
+
+  private countQuality(q: NonNullable<Bar['q']>): void {
+    const labels = { exchange: this.ex, symbol: this.sym };
+    for (const [check, c] of Object.entries(q.checks)) {
+      if (c.quarantined)
+        metrics.qualityChecks.inc({ ...labels, check, outcome: 'quarantined' }, c.quarantined);
+      if (c.flagged) metrics.qualityChecks.inc({ ...labels, check, outcome: 'flagged' }, c.flagged);
+    }
+    metrics.qualityScore.set(labels, q.score);
   }
 
   private track(p: Promise<unknown>): void {
@@ -347,8 +455,10 @@ export class SymbolActor implements ActorBehavior {
   private publishForming(): void {
     this.lastFormingAt = this.ctx.clock.now();
     const { nc } = this.deps.topo;
-    for (const bar of this.builder.formingBars())
-      nc.publish(subjects.live(bar.tf, bar.ex, bar.sym), encodeJson(bar));
+    const bars = this.builder.formingBars();
+    const firings = this.stage.onForming(bars);
+    for (const bar of bars) nc.publish(subjects.live(bar.tf, bar.ex, bar.sym), encodeJson(bar));
+    this.publishAll(firings);
   }
 
   private scheduleClose(): void {
@@ -373,13 +483,14 @@ export class SymbolActor implements ActorBehavior {
     const state = JSON.stringify(this.builder.state);
     await Promise.all(this.inflight);
     if (this.crash) throw this.crash;
-    const body = `{"v":${SCHEMA_VERSION},"seq":${seq},"state":${state}}`;
+    const analytics = JSON.stringify(this.stage.toState());
+    const body = `{"v":${SCHEMA_VERSION},"seq":${seq},"state":${state},"analytics":${analytics}}`;
     await this.deps.topo.kv.symbolState.put(stateKeys.symbol(this.ex, this.sym), body);
     this.snapshotSeq = seq;
   }
 
   private clearTimers(): void {
-    for (const t of [this.formingTimer, this.closeTimer, this.snapshotTimer])
+    for (const t of [this.formingTimer, this.closeTimer, this.snapshotTimer, this.rulesTimer])
       if (t) this.ctx.clock.clearTimeout(t);
   }
 }

@@ -4,7 +4,7 @@
  * not older and some value differs, so a redelivered bar changes nothing (not even updated_at).
  */
 import type { Pool } from '../../core/db.ts';
-import type { Bar } from '../../core/protocol/index.ts';
+import type { Bar, QualityReport } from '../../core/protocol/index.ts';
 
 export function dedupeBars(bars: readonly Bar[]): Bar[] {
   const byKey = new Map<string, Bar>();
@@ -51,4 +51,101 @@ export async function upsertBars(pool: Pool, input: readonly Bar[]): Promise<num
   });
   const res = await pool.query(UPSERT, cols);
   return res.rowCount ?? 0;
+}
+
+const UPSERT_INDICATORS = `
+INSERT INTO indicators AS i (exchange, symbol, timeframe, ts, "values")
+SELECT ex, sym, tf, to_timestamp(t / 1000.0), v::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[]) AS u(ex, sym, tf, t, v)
+ON CONFLICT (exchange, symbol, timeframe, ts) DO UPDATE SET "values" = EXCLUDED."values", updated_at = now()
+WHERE i."values" IS DISTINCT FROM EXCLUDED."values"`;
+
+const UPSERT_FEATURES = `
+INSERT INTO ml_features AS f (exchange, symbol, timeframe, ts, feature_version, features)
+SELECT ex, sym, tf, to_timestamp(t / 1000.0), fv, v::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::text[]) AS u(ex, sym, tf, t, fv, v)
+ON CONFLICT (exchange, symbol, timeframe, feature_version, ts) DO UPDATE SET features = EXCLUDED.features, updated_at = now()
+WHERE f.features IS DISTINCT FROM EXCLUDED.features`;
+
+const UPSERT_QUALITY = `
+INSERT INTO data_quality_metrics AS q (exchange, symbol, ts, trades, accepted, checks, score)
+SELECT ex, sym, to_timestamp(t / 1000.0), n, a, c::jsonb, s
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[], $5::int[], $6::text[], $7::float8[]) AS u(ex, sym, t, n, a, c, s)
+ON CONFLICT (exchange, symbol, ts) DO UPDATE SET trades = EXCLUDED.trades, accepted = EXCLUDED.accepted,
+  checks = EXCLUDED.checks, score = EXCLUDED.score`;
+
+/** What the analytics attached to closed bars, or sent as updates of already closed ones. */
+export interface AnalyticsRow {
+  ex: string;
+  sym: string;
+  tf: string;
+  t: number;
+  ind?: Record<string, number | null>;
+  feat?: Record<string, unknown>;
+  q?: QualityReport;
+}
+
+function columns<T>(rows: readonly T[], pick: (r: T) => unknown[]): unknown[][] {
+  const width = rows.length ? pick(rows[0]!).length : 0;
+  const cols: unknown[][] = Array.from({ length: width }, () => new Array(rows.length));
+  rows.forEach((r, i) => {
+    const v = pick(r);
+    for (let c = 0; c < width; c++) cols[c]![i] = v[c];
+  });
+  return cols;
+}
+
+/**
+ * Upserts indicators, features and quality reports. Later entries for the same key win
+ * (they are newer: a bar's revision, or an update after an older bar's revision).
+ */
+export async function upsertAnalytics(pool: Pool, input: readonly AnalyticsRow[]): Promise<number> {
+  const last = <T>(rows: T[], key: (r: T) => string) => [...new Map(rows.map((r) => [key(r), r])).values()];
+  const k = (r: AnalyticsRow) => `${r.ex}\u0000${r.sym}\u0000${r.tf}\u0000${r.t}`;
+  const ind = last(
+    input.filter((r) => r.ind),
+    k,
+  );
+  const feat = last(
+    input.filter((r) => r.feat),
+    k,
+  );
+  const q = last(
+    input.filter((r) => r.q),
+    (r) => `${r.ex}\u0000${r.sym}\u0000${r.t}`,
+  );
+  let n = 0;
+  if (ind.length)
+    n +=
+      (
+        await pool.query(
+          UPSERT_INDICATORS,
+          columns(ind, (r) => [r.ex, r.sym, r.tf, r.t, JSON.stringify(r.ind)]),
+        )
+      ).rowCount ?? 0;
+  if (feat.length)
+    n +=
+      (
+        await pool.query(
+          UPSERT_FEATURES,
+          columns(feat, (r) => [r.ex, r.sym, r.tf, r.t, Number(r.feat!.v ?? 0), JSON.stringify(r.feat)]),
+        )
+      ).rowCount ?? 0;
+  if (q.length)
+    n +=
+      (
+        await pool.query(
+          UPSERT_QUALITY,
+          columns(q, (r) => [
+            r.ex,
+            r.sym,
+            r.t,
+            r.q!.trades,
+            r.q!.accepted,
+            JSON.stringify(r.q!.checks),
+            r.q!.score,
+          ]),
+        )
+      ).rowCount ?? 0;
+  return n;
 }

@@ -15,25 +15,46 @@ import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
 import {
+  type AnalyticsUpdate,
   type Bar,
   consumers,
   decodeJson,
   encodeJson,
+  type Result,
   SCHEMA_VERSION,
   STREAMS,
   subjects,
+  validateAnalyticsUpdate,
   validateBar,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
-import { upsertBars } from './candle-store.ts';
+import { type AnalyticsRow, upsertAnalytics, upsertBars } from './candle-store.ts';
+
+/** Subjects of analytics updates inside BARS (`md.bar.ind.<tf>.<ex>.<sym>`). */
+const ANALYTICS_PREFIX = 'md.bar.ind.';
+
+/** A BARS message: a closed bar (maybe with analytics) or an analytics update of one. */
+function decodeBarsMessage(
+  subject: string,
+  data: Uint8Array,
+): Result<{ bar: Bar | null; update?: AnalyticsUpdate }> {
+  const parsed = decodeJson(data);
+  if (!parsed.ok) return parsed;
+  if (subject.startsWith(ANALYTICS_PREFIX)) {
+    const u = validateAnalyticsUpdate(parsed.value);
+    return u.ok ? { ok: true, value: { bar: null, update: u.value } } : u;
+  }
+  const b = validateBar(parsed.value);
+  return b.ok ? { ok: true, value: { bar: b.value } } : b;
+}
 
 type Message = { type: 'bar'; msg: JsMsg } | { type: 'flush' };
 
 export class BarWriterActor implements ActorBehavior {
   private readonly mailbox: Mailbox<Message>;
-  private batch: { msg: JsMsg; bar: Bar | null }[] = [];
+  private batch: { msg: JsMsg; bar: Bar | null; update?: AnalyticsRow }[] = [];
   private flushTimer: TimerHandle | null = null;
 
   constructor(private readonly deps: { topo: Topology; cfg: Config; pool: Pool }) {
@@ -66,8 +87,7 @@ export class BarWriterActor implements ActorBehavior {
     try {
       for await (const m of this.mailbox) {
         if (m.type === 'bar') {
-          const parsed = decodeJson(m.msg.data);
-          const checked = parsed.ok ? validateBar(parsed.value) : parsed;
+          const checked = decodeBarsMessage(m.msg.subject, m.msg.data);
           if (!checked.ok) {
             once.warn(checked.error, { subject: m.msg.subject, error: checked.error }, 'quarantined bar');
             metrics.quarantined.inc({ source: 'writer', reason: checked.error.slice(0, 40) });
@@ -84,7 +104,7 @@ export class BarWriterActor implements ActorBehavior {
               }),
             );
           }
-          this.batch.push({ msg: m.msg, bar: checked.ok ? checked.value : null });
+          this.batch.push({ msg: m.msg, ...(checked.ok ? checked.value : { bar: null }) });
           if (this.batch.length >= cfg.writer.batchSize) await this.flush(ctx, dbRetry);
           else if (!this.flushTimer) {
             this.flushTimer = ctx.clock.setTimeout(() => {
@@ -133,10 +153,17 @@ export class BarWriterActor implements ActorBehavior {
     if (batch.length === 0) return;
     this.batch = [];
     const bars = batch.flatMap((b) => (b.bar ? [b.bar] : []));
+    // Arrival order: a later update of the same bar's analytics wins.
+    const analytics = batch.flatMap((b): AnalyticsRow[] =>
+      b.bar && (b.bar.ind || b.bar.feat || b.bar.q) ? [b.bar] : b.update ? [b.update] : [],
+    );
     const started = performance.now();
     // Retried until it commits: acknowledging before that could lose bars. Not bound to the
     // abort signal, so a graceful stop still flushes what it holds.
-    const written = await dbRetry.execute(() => upsertBars(this.deps.pool, bars));
+    const written = await dbRetry.execute(async () => {
+      const n = await upsertBars(this.deps.pool, bars);
+      return n + (analytics.length ? await upsertAnalytics(this.deps.pool, analytics) : 0);
+    });
     metrics.dbBatchSeconds.observe((performance.now() - started) / 1000);
     metrics.dbRowsWritten.inc(written);
     for (const { msg } of batch) msg.ack();

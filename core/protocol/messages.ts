@@ -37,7 +37,11 @@ export interface TradeBatch {
   sym: string;
   /** Consecutive trades of one symbol, in exchange order. */
   trades: Trade[];
+  /** How the trades were obtained (default live): quality checks judge freshness by it. */
+  source?: TradeSource;
 }
+
+export type TradeSource = 'live' | 'repair' | 'replay';
 
 export const MAX_TRADES_PER_BATCH = 5000;
 
@@ -66,6 +70,8 @@ export function validateTradeBatch(
   if (!Array.isArray(x.trades) || x.trades.length === 0) return fail('trades must be a non-empty array');
   if (x.trades.length > MAX_TRADES_PER_BATCH)
     return fail(`more than ${MAX_TRADES_PER_BATCH} trades in one batch`);
+  if (x.source !== undefined && x.source !== 'live' && x.source !== 'repair' && x.source !== 'replay')
+    return fail('source must be live, repair or replay');
   const good: Trade[] = [];
   const rejected: { trade: unknown; reason: string }[] = [];
   for (const t of x.trades) {
@@ -73,7 +79,9 @@ export function validateTradeBatch(
     if (problem) rejected.push({ trade: t, reason: problem });
     else good.push(t as Trade);
   }
-  return ok({ batch: { v: SCHEMA_VERSION, ex: x.ex, sym: x.sym, trades: good }, rejected });
+  const batch: TradeBatch = { v: SCHEMA_VERSION, ex: x.ex, sym: x.sym, trades: good };
+  if (x.source !== undefined) batch.source = x.source as TradeSource;
+  return ok({ batch, rejected });
 }
 
 /** A completed 1m bar from a source without trades (Yahoo chart data). `t` is the minute's open. */
@@ -178,6 +186,47 @@ export interface Bar {
   src?: true;
   /** Part of the bar's window could not be repaired after a feed outage. */
   inc?: true;
+  /** Indicator values as of this bar (analytics/indicators.ts IndicatorValues; null = not enough history). */
+  ind?: Record<string, number | null>;
+  /** ML features as of this bar (analytics/features.ts FeatureRow, carries its version `v`). */
+  feat?: Record<string, unknown>;
+  /** On a first-version closed 1m bar: data quality of the trades judged since the previous report. */
+  q?: QualityReport;
+}
+
+export interface QualityReport {
+  trades: number;
+  accepted: number;
+  /** Per check: trades quarantined and trades only flagged. */
+  checks: Record<string, { quarantined: number; flagged: number }>;
+  /** The symbol's quality score in [0, 1] at the end of the period. */
+  score: number;
+}
+
+/**
+ * Indicator/feature values of an already closed bar that changed because an older bar was
+ * revised (subject `md.bar.ind.<tf>.<ex>.<sym>`, in BARS; the bar itself did not change).
+ */
+export interface AnalyticsUpdate {
+  v: typeof SCHEMA_VERSION;
+  ex: string;
+  sym: string;
+  tf: Timeframe;
+  t: number;
+  ind: Record<string, number | null>;
+  feat?: Record<string, unknown>;
+}
+
+export function validateAnalyticsUpdate(x: unknown): Result<AnalyticsUpdate> {
+  if (!isObj(x)) return fail('update is not an object');
+  if (x.v !== SCHEMA_VERSION) return fail(`unsupported schema version ${String(x.v)}`);
+  if (typeof x.ex !== 'string' || typeof x.sym !== 'string') return fail('ex and sym must be strings');
+  if (typeof x.tf !== 'string' || !isTimeframe(x.tf))
+    return fail(`tf must be one of ${TIMEFRAMES.join(' ')}`);
+  if (!isNum(x.t)) return fail('t must be a finite number');
+  if (!isObj(x.ind)) return fail('ind must be an object');
+  if (x.feat !== undefined && !isObj(x.feat)) return fail('feat must be an object');
+  return ok(x as unknown as AnalyticsUpdate);
 }
 
 export function barProblem(b: Bar): string | null {
@@ -198,6 +247,13 @@ export function validateBar(x: unknown): Result<Bar> {
   if (typeof x.closed !== 'boolean') return fail('closed must be a boolean');
   if (x.src !== undefined && x.src !== true) return fail('src must be true or absent');
   if (x.inc !== undefined && x.inc !== true) return fail('inc must be true or absent');
+  if (x.ind !== undefined && !isObj(x.ind)) return fail('ind must be an object');
+  if (x.feat !== undefined && !isObj(x.feat)) return fail('feat must be an object');
+  if (
+    x.q !== undefined &&
+    !(isObj(x.q) && isNum(x.q.trades) && isNum(x.q.accepted) && isNum(x.q.score) && isObj(x.q.checks))
+  )
+    return fail('q must be a quality report');
   const bar = x as unknown as Bar;
   const problem = barProblem(bar);
   return problem ? fail(problem) : ok(bar);
@@ -205,7 +261,7 @@ export function validateBar(x: unknown): Result<Bar> {
 
 // ---------------------------------------------------------------- zod-validated messages
 
-export const ACTOR_KINDS = ['exchange', 'symbol', 'writer'] as const;
+export const ACTOR_KINDS = ['exchange', 'symbol', 'writer', 'alerts'] as const;
 export type ActorKind = (typeof ACTOR_KINDS)[number];
 
 export const EXCHANGE_KINDS = ['sim', 'ccxt', 'yahoo', 'replay', 'external'] as const;

@@ -32,12 +32,17 @@ export const subjects = Object.freeze({
   tradeAll: 'md.trade.>',
   bar: (tf: Timeframe, ex: string, sym: string) => `md.bar.${tf}.${ex}.${encodeSymbol(sym)}`,
   barAll: 'md.bar.>',
+  /** Changed indicator values of an already closed bar (after an older bar's revision). */
+  analyticsUpdate: (tf: Timeframe, ex: string, sym: string) => `md.bar.ind.${tf}.${ex}.${encodeSymbol(sym)}`,
   live: (tf: Timeframe, ex: string, sym: string) => `md.live.${tf}.${ex}.${encodeSymbol(sym)}`,
   /** Forming (md.live) and closed (md.bar) bars of one series with one subscription. */
   liveAndClosed: (tf: Timeframe, ex: string, sym: string) => `md.*.${tf}.${ex}.${encodeSymbol(sym)}`,
   quality: (ex: string, sym: string) => `md.quality.${ex}.${encodeSymbol(sym)}`,
   quarantine: (ex: string, sym: string) => `md.quarantine.${ex}.${encodeSymbol(sym)}`,
   alert: (ruleId: string) => `md.alert.${ruleId}`,
+  alertAll: 'md.alert.>',
+  /** Core NATS: alert rules of a symbol changed (its actor reloads them). */
+  rulesChanged: (ex: string, sym: string) => `tm.ctl.rules.${ex}.${encodeSymbol(sym)}`,
   actorEvent: (event: string, actorId: string) => `sys.actor.${event}.${actorId}`,
   eventStreamSubjects: ['md.quality.>', 'md.quarantine.>', 'md.alert.>', 'sys.actor.>'],
 });
@@ -51,12 +56,14 @@ export const actorIds = Object.freeze({
   exchange: (ex: string) => `exchange.${ex}`,
   symbol: (ex: string, sym: string) => `symbol.${ex}.${kvKeyOfToken(encodeSymbol(sym))}`,
   writer: () => 'writer.bars',
+  alertDispatcher: () => 'alerts.dispatcher',
 });
 
 export const consumers = Object.freeze({
   /** Durable consumer of one symbol's trades. */
   symbolTrades: (ex: string, sym: string) => `sym_${ex}_${encodeSymbol(sym).replaceAll('~', '=')}`,
   barWriter: 'writer_bars',
+  alertDispatcher: 'alerts_dispatcher',
 });
 
 export const msgIds = Object.freeze({
@@ -66,9 +73,19 @@ export const msgIds = Object.freeze({
       : `${ex}:${encodeSymbol(sym)}:${firstId}-${lastId}`,
   bar: (tf: Timeframe, ex: string, sym: string, openTime: number, rev: number) =>
     `bar:${tf}:${ex}:${encodeSymbol(sym)}:${openTime}:${rev}`,
+  /** A batch of source bars (Yahoo 1m chart rows), by the open times of its first and last bar. */
+  sourceBars: (ex: string, sym: string, firstT: number, lastT: number) =>
+    `${ex}:${encodeSymbol(sym)}:bars:${firstT}-${lastT}`,
+  /** An analytics update of bar `openTime` caused by the revision `cause` (tf:t:rev of the revised bar). */
+  analyticsUpdate: (tf: Timeframe, ex: string, sym: string, openTime: number, cause: string) =>
+    `ind:${tf}:${ex}:${encodeSymbol(sym)}:${openTime}:${cause}`,
+  /** An alert firing (its deterministic id). */
+  alert: (firingId: string) => `alert:${firingId}`,
 });
 
 /** KV key of a symbol actor's resume snapshot. */
 export const stateKeys = Object.freeze({
   symbol: (ex: string, sym: string) => `${ex}.${kvKeyOfToken(encodeSymbol(sym))}`,
+  /** KV `features-latest`: newest ML features of one series. */
+  features: (ex: string, sym: string, tf: Timeframe) => `${ex}.${kvKeyOfToken(encodeSymbol(sym))}.${tf}`,
 });

@@ -54,7 +54,12 @@ describe('recorded Binance XRP/ETH trades through the pipeline', () => {
     expect(trades).toHaveLength(12_477);
     await using topo = await topology(sys.cfg);
     await publishTrades(topo.js, 'binance', 'XRP/ETH', trades, 100);
-    const closer: Trade = { id: 'closer', ts: trades.at(-1)!.ts + 3 * 86_400_000, px: 1, qty: 0 };
+    const closer: Trade = {
+      id: 'closer',
+      ts: trades.at(-1)!.ts + 3 * 86_400_000,
+      px: trades.at(-1)!.px,
+      qty: 0,
+    };
     await publishTrades(topo.js, 'binance', 'XRP/ETH', [closer]);
     for (const tf of TIMEFRAMES) {
       const want = barsFromTrades('binance', 'XRP/ETH', tf, trades);

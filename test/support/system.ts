@@ -2,6 +2,7 @@
  * A running tickmesh for integration tests: private nats-server, fresh database, one external
  * exchange with its symbols, and the roles asked for (in this process). `stop()` undoes it all.
  */
+import type { ExchangeAdapters } from '../../actors/factory.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
@@ -22,6 +23,8 @@ export interface SystemOptions {
   clock?: Clock;
   /** Runs after the database exists and before any role starts (seed rows, …). */
   beforeRoles?: (pool: Pool) => Promise<void>;
+  /** Exchange clients of the worker's exchange actors (fakes). */
+  adapters?: ExchangeAdapters;
 }
 
 export interface TestSystem {
@@ -57,7 +60,7 @@ export async function startSystem(o: SystemOptions = {}): Promise<TestSystem> {
     let base = '';
     for (const role of o.roles ?? ['supervisor', 'worker', 'gateway']) {
       if (role === 'supervisor') roles.push(await startSupervisorRole(cfg, testLog, o.clock));
-      if (role === 'worker') roles.push(await startWorkerRole(cfg, testLog, o.clock, 'w1'));
+      if (role === 'worker') roles.push(await startWorkerRole(cfg, testLog, o.clock, 'w1', o.adapters));
       if (role === 'gateway') {
         const gw = await startGatewayRole(cfg, testLog);
         roles.push(gw);

@@ -1,0 +1,208 @@
+/**
+ * The Yahoo exchange actor (`exchange.<id>`, kind `yahoo`): runs a YahooFeed for its symbols and
+ * publishes each batch of completed 1m chart bars as a SourceBarBatch on the symbol's trade
+ * subject (the symbol actor tells bars from trades), with Nats-Msg-Id
+ * `<ex>:<sym>:bars:<firstT>-<lastT>`; a failed publish is retried with the same id until it
+ * lands or the actor stops, and the feed hands on nothing new for that symbol meanwhile.
+ *
+ * Resume: the last message of each symbol's subject in TRADES names the last minute published;
+ * the feed starts at the minute after it, so a restart neither re-fetches nor skips a bar
+ * (within Yahoo's reach: it keeps 1m data for a limited time, see yahoo-feed.ts).
+ *
+ * Health: the feed's per-symbol state (`polling`, `backoff`, `market-closed` with its reason and
+ * next open, circuit, last error, counts) goes into the actor's health detail every couple of
+ * seconds and after every publish; the same numbers feed the tickmesh_feed_* metrics.
+ */
+import { ExponentialBackoff } from 'cockatiel';
+import YahooFinance from 'yahoo-finance2';
+import type { TimerHandle } from '../../core/clock.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { parseStoredOptions, type YahooExchangeOptions } from '../../core/exchanges-config.ts';
+import type { Logger } from '../../core/log.ts';
+import { metrics } from '../../core/metrics.ts';
+import type { Topology } from '../../core/nats.ts';
+import {
+  decodeJson,
+  encodeJson,
+  msgIds,
+  SCHEMA_VERSION,
+  type SourceBar,
+  type SourceBarBatch,
+  STREAMS,
+  subjects,
+  validateFeedMessage,
+} from '../../core/protocol/index.ts';
+import { retryFor, retryForever } from '../../core/retry.ts';
+import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
+import { FeedMetrics } from './feed-health.ts';
+import { type SymbolFeedHealth, type YahooClient, YahooFeed } from './yahoo-feed.ts';
+
+const MINUTE = 60_000;
+/** How often the health detail and gauges are refreshed between publishes. */
+const DETAIL_EVERY_MS = 2000;
+/** Resume points read concurrently at start (one stream lookup per symbol). */
+const LOOKUP_CONCURRENCY = 16;
+
+/** Builds the yahoo-finance2 client of a Yahoo exchange actor; tests pass one on a fake. */
+export type YahooClientFactory = (log: Logger) => YahooClient;
+
+/** The production client: quiet (the feed logs and counts failures itself), no npm version check. */
+export const defaultYahooClient: YahooClientFactory = (log) => {
+  const debug = (...args: unknown[]) => log.debug({ yahooFinance: args.map(String).join(' ') });
+  return new YahooFinance({
+    suppressNotices: ['yahooSurvey'],
+    validation: { logErrors: false, logOptionsErrors: false },
+    versionCheck: false,
+    logger: { info: debug, debug, dir: debug, error: debug, warn: debug },
+  });
+};
+
+export interface YahooActorDeps {
+  topo: Topology;
+  /** Default: defaultYahooClient. */
+  yahoo?: YahooClientFactory;
+}
+
+export class YahooExchangeActor implements ActorBehavior {
+  constructor(
+    private readonly ex: string,
+    private readonly symbols: readonly string[],
+    private readonly options: Record<string, unknown> | undefined,
+    private readonly deps: YahooActorDeps,
+  ) {}
+
+  async run(ctx: ActorContext): Promise<void> {
+    const opts = this.parseOptions();
+    const since = await retryFor(30_000).execute(() => this.resumePoints(), ctx.signal);
+    const yahoo = (this.deps.yahoo ?? defaultYahooClient)(ctx.log);
+    const published = { messages: 0, bars: 0 };
+    const publishPolicy = retryForever(100, 2000);
+    const feedMetrics = new FeedMetrics(this.ex);
+    const { js } = this.deps.topo;
+
+    const report = () => {
+      if (ctx.signal.aborted) return;
+      const health = feed.health();
+      const now = ctx.clock.now();
+      const symbols: Record<string, Omit<SymbolFeedHealth, 'symbol'>> = {};
+      const states: Record<string, number> = {};
+      for (const [sym, h] of Object.entries(health)) {
+        const { symbol: _s, ...rest } = h;
+        symbols[sym] = rest;
+        states[h.state] = (states[h.state] ?? 0) + 1;
+        feedMetrics.sample(
+          sym,
+          {
+            circuit: h.circuit,
+            errors: h.errors,
+            lastDataAt: h.lastBarT === null ? null : h.lastBarT + MINUTE,
+            marketOpen: h.state === 'starting' || h.state === 'stopped' ? null : h.state !== 'market-closed',
+          },
+          now,
+        );
+      }
+      ctx.setDetail({ adapter: 'yahoo', states, published, symbols });
+    };
+
+    const feed: YahooFeed = new YahooFeed(
+      {
+        symbols: this.symbols,
+        pollIntervalMs: opts.pollIntervalMs,
+        clock: ctx.clock,
+        log: ctx.log,
+        yahoo,
+        since,
+        backoff: new ExponentialBackoff({
+          initialDelay: opts.backoff.initialMs,
+          maxDelay: opts.backoff.maxMs,
+        }),
+        breakerThreshold: opts.breaker.failures,
+        halfOpenAfterMs: opts.breaker.halfOpenAfterMs,
+      },
+      {
+        onBars: async (sym: string, bars: SourceBar[]) => {
+          const batch: SourceBarBatch = { v: SCHEMA_VERSION, ex: this.ex, sym, bars };
+          const data = encodeJson(batch);
+          const id = msgIds.sourceBars(this.ex, sym, bars[0]!.t, bars.at(-1)!.t);
+          await publishPolicy.execute(
+            () => js.publish(subjects.trade(this.ex, sym), data, { msgID: id }),
+            ctx.signal,
+          );
+          published.messages++;
+          published.bars += bars.length;
+          metrics.sourceBarsReceived.inc({ exchange: this.ex, symbol: sym }, bars.length);
+          ctx.markEvent(bars.length);
+          // The feed records the bars as emitted once this returns: report after that.
+          setImmediate(report);
+        },
+      },
+    );
+
+    let timer: TimerHandle | null = null;
+    const tick = () => {
+      report();
+      timer = ctx.clock.setTimeout(tick, DETAIL_EVERY_MS);
+    };
+    const running = feed.start(ctx.signal);
+    tick();
+    ctx.ready();
+    ctx.log.info(
+      {
+        symbols: this.symbols.length,
+        resumed: Object.keys(since).length,
+        pollIntervalMs: opts.pollIntervalMs,
+      },
+      'yahoo feed started',
+    );
+    try {
+      await running;
+    } finally {
+      if (timer) ctx.clock.clearTimeout(timer);
+      feedMetrics.remove();
+    }
+  }
+
+  private parseOptions(): YahooExchangeOptions {
+    const parsed = parseStoredOptions('yahoo', this.options ?? {});
+    if (parsed.kind !== 'yahoo') throw new ConfigError(`exchange ${this.ex}: not a yahoo exchange`);
+    return parsed;
+  }
+
+  /**
+   * Per symbol, the open time of the first bar not yet in TRADES: the minute after the last
+   * source bar published (or after the last trade, should the subject hold trades).
+   */
+  private async resumePoints(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    const symbols = [...new Set(this.symbols)];
+    for (let i = 0; i < symbols.length; i += LOOKUP_CONCURRENCY) {
+      await Promise.all(
+        symbols.slice(i, i + LOOKUP_CONCURRENCY).map(async (sym) => {
+          const next = await this.resumePoint(sym);
+          if (next !== null) out[sym] = next;
+        }),
+      );
+    }
+    return out;
+  }
+
+  private async resumePoint(sym: string): Promise<number | null> {
+    const stored = await this.deps.topo.jsm.streams.getMessage(STREAMS.trades, {
+      last_by_subj: subjects.trade(this.ex, sym),
+    });
+    if (!stored) return null;
+    const parsed = decodeJson(stored.data);
+    const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
+    if (!checked?.ok) return null;
+    const feed = checked.value;
+    if (feed.kind === 'bars') {
+      const last = feed.batch.bars.at(-1);
+      return last ? last.t + MINUTE : null;
+    }
+    if (feed.kind === 'trades') {
+      const last = feed.batch.trades.at(-1);
+      return last ? Math.floor(last.ts / MINUTE) * MINUTE + MINUTE : null;
+    }
+    return Math.ceil(feed.mark.gap.to / MINUTE) * MINUTE;
+  }
+}
