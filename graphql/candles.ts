@@ -22,6 +22,60 @@ export interface Candle {
   source: 'TRADES' | 'SOURCE';
   /** Part of the window was lost in an unrepairable feed outage. */
   incomplete: boolean;
+  indicators: Indicators | null;
+}
+
+export interface Indicators {
+  rsi14: number | null;
+  macd: { macd: number | null; signal: number | null; histogram: number | null };
+  bollinger: {
+    upper: number | null;
+    middle: number | null;
+    lower: number | null;
+    width: number | null;
+    percentB: number | null;
+  };
+  sma20: number | null;
+  sma50: number | null;
+  sma100: number | null;
+  sma200: number | null;
+  ema12: number | null;
+  ema26: number | null;
+  ema50: number | null;
+  vwap: number | null;
+  stochastic: { k: number | null; d: number | null };
+  atr14: number | null;
+  adx: { adx: number | null; plusDI: number | null; minusDI: number | null };
+  volumeSma20: number | null;
+}
+
+/** The analytics' flat IndicatorValues (as stored and published) → the GraphQL shape. */
+export function indicatorsOf(v: Record<string, number | null> | null | undefined): Indicators | null {
+  if (!v) return null;
+  const n = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : null);
+  return {
+    rsi14: n('rsi'),
+    macd: { macd: n('macd'), signal: n('macdSignal'), histogram: n('macdHist') },
+    bollinger: {
+      upper: n('bbUpper'),
+      middle: n('bbMiddle'),
+      lower: n('bbLower'),
+      width: n('bbWidth'),
+      percentB: n('bbPb'),
+    },
+    sma20: n('sma20'),
+    sma50: n('sma50'),
+    sma100: n('sma100'),
+    sma200: n('sma200'),
+    ema12: n('ema12'),
+    ema26: n('ema26'),
+    ema50: n('ema50'),
+    vwap: n('vwap'),
+    stochastic: { k: n('stochK'), d: n('stochD') },
+    atr14: n('atr'),
+    adx: { adx: n('adx'), plusDI: n('pdi'), minusDI: n('mdi') },
+    volumeSma20: n('volSma20'),
+  };
 }
 
 export function candleOfBar(b: Bar): Candle {
@@ -42,6 +96,7 @@ export function candleOfBar(b: Bar): Candle {
     revision: b.rev,
     source: b.src ? 'SOURCE' : 'TRADES',
     incomplete: b.inc === true,
+    indicators: indicatorsOf(b.ind),
   };
 }
 
@@ -83,20 +138,24 @@ interface Row {
   revision: number;
   source: 'trades' | 'source';
   incomplete: boolean | null;
+  ind: Record<string, number | null> | null;
 }
 
 export async function readCandles(pool: Pool, q: CandleQuery): Promise<Candle[]> {
-  const cols = 'ts, open, high, low, close, volume, trades, gap, revision, source, incomplete';
+  const cols =
+    'ts, open, high, low, close, volume, trades, gap, revision, source, incomplete, i."values" AS ind';
+  // Indicators of the same bar, by the same key (a primary-key lookup per row).
+  const from = 'candles LEFT JOIN indicators i USING (exchange, symbol, timeframe, ts)';
   const where = 'exchange = $1 AND symbol = $2 AND timeframe = $3';
   const params: unknown[] = [q.exchange, q.symbol, q.timeframe, q.limit];
   let sql: string;
   if (q.from !== null) {
     params.push(new Date(q.from), q.to === null ? null : new Date(q.to));
-    sql = `SELECT ${cols} FROM candles WHERE ${where} AND ts >= $5 AND ($6::timestamptz IS NULL OR ts < $6)
+    sql = `SELECT ${cols} FROM ${from} WHERE ${where} AND ts >= $5 AND ($6::timestamptz IS NULL OR ts < $6)
            ORDER BY ts ASC LIMIT $4`;
   } else {
     params.push(q.to === null ? null : new Date(q.to));
-    sql = `SELECT * FROM (SELECT ${cols} FROM candles WHERE ${where} AND ($5::timestamptz IS NULL OR ts < $5)
+    sql = `SELECT * FROM (SELECT ${cols} FROM ${from} WHERE ${where} AND ($5::timestamptz IS NULL OR ts < $5)
            ORDER BY ts DESC LIMIT $4) newest ORDER BY ts ASC`;
   }
   const { rows } = await pool.query<Row>(sql, params);
@@ -117,5 +176,6 @@ export async function readCandles(pool: Pool, q: CandleQuery): Promise<Candle[]>
     revision: r.revision,
     source: r.source === 'source' ? 'SOURCE' : 'TRADES',
     incomplete: r.incomplete === true,
+    indicators: indicatorsOf(r.ind),
   }));
 }

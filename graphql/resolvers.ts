@@ -1,4 +1,5 @@
 /** GraphQL resolvers: argument validation with clear errors, then Postgres, KV or NATS. */
+import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
@@ -20,6 +21,14 @@ import {
   validateBar,
 } from '../core/protocol/index.ts';
 import { addSymbol, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
+import {
+  AlertRulesApi,
+  alertStream,
+  readAlertEvents,
+  readFeatures,
+  readLatestFeatures,
+  readQuality,
+} from './analytics.ts';
 import { type Candle, candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
 import type { TopicHub } from './topic-hub.ts';
 
@@ -41,6 +50,15 @@ function gql<A, R>(fn: (args: A) => Promise<R>): (root: unknown, args: A) => Pro
     }
   };
 }
+
+/** `JSON`: any JSON value, passed through as is (feature rows). */
+const jsonScalar = new GraphQLScalarType({
+  name: 'JSON',
+  description: 'Any JSON value.',
+  serialize: (v) => v,
+  parseValue: (v) => v,
+  parseLiteral: (ast) => valueFromASTUntyped(ast),
+});
 
 function timeframeOf(tf: string): Timeframe {
   if (!isTimeframe(tf)) throw new UnknownTimeframeError(tf, TIMEFRAMES);
@@ -78,6 +96,7 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
+  const rules = new AlertRulesApi(pool, topo);
   type SymbolArgs = { exchange: string; symbol: string };
   type CandleArgs = SymbolArgs & {
     timeframe: string;
@@ -102,12 +121,43 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
         return readCandles(pool, { exchange: a.exchange, symbol: a.symbol, timeframe, from, to, limit });
       }),
       actors: gql(readActors),
+      quality: gql(async (a: SymbolArgs & { minutes?: number | null }) => {
+        await assertSymbol(a.exchange, a.symbol);
+        return readQuality(pool, a.exchange, a.symbol, a.minutes);
+      }),
+      features: gql(async (a: CandleArgs & { version?: number | null }) => {
+        const timeframe = timeframeOf(a.timeframe);
+        const limit = checkLimit(a.limit, cfg.gateway.defaultCandles, cfg.gateway.maxCandles);
+        const from = parseTime('from', a.from);
+        const to = parseTime('to', a.to);
+        await assertSymbol(a.exchange, a.symbol);
+        return readFeatures(pool, { ...a, timeframe, from, to, limit, version: a.version });
+      }),
+      latestFeatures: gql(async (a: SymbolArgs & { timeframe: string }) => {
+        const timeframe = timeframeOf(a.timeframe);
+        await assertSymbol(a.exchange, a.symbol);
+        return readLatestFeatures(topo, a.exchange, a.symbol, timeframe);
+      }),
+      alertRules: gql((a: { exchange?: string | null; symbol?: string | null }) =>
+        rules.list(a.exchange, a.symbol),
+      ),
+      alertEvents: gql(
+        (a: {
+          ruleId?: string | null;
+          exchange?: string | null;
+          symbol?: string | null;
+          limit?: number | null;
+        }) => readAlertEvents(pool, a),
+      ),
     },
     Mutation: {
       addSymbol: gql((a: SymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
       setSymbolActive: gql((a: SymbolArgs & { active: boolean }) =>
         setSymbolActive(pool, a.exchange, a.symbol, a.active),
       ),
+      createAlertRule: gql((a: { input: unknown }) => rules.create(a.input)),
+      updateAlertRule: gql((a: { id: string; input: unknown }) => rules.update(a.id, a.input)),
+      deleteAlertRule: gql((a: { id: string }) => rules.delete(a.id)),
     },
     Subscription: {
       candles: {
@@ -127,6 +177,14 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
         }),
         resolve: (bar: Bar) => candleOfBar(bar),
       },
+      alerts: {
+        subscribe: gql(
+          async (a: { exchange?: string | null; symbol?: string | null; ruleId?: string | null }) =>
+            alertStream(hub, a),
+        ),
+        resolve: (firing: unknown) => firing,
+      },
     },
+    JSON: jsonScalar,
   };
 }

@@ -39,12 +39,13 @@ export async function publishTrades(
   sym: string,
   trades: readonly Trade[],
   batch = 50,
+  source?: 'live' | 'repair' | 'replay',
 ) {
   const acks = [];
   for (let i = 0; i < trades.length; i += batch) {
     const chunk = trades.slice(i, i + batch);
     acks.push(
-      js.publish(subjects.trade(ex, sym), encodeJson({ v: SCHEMA_VERSION, ex, sym, trades: chunk }), {
+      js.publish(subjects.trade(ex, sym), encodeJson({ v: SCHEMA_VERSION, ex, sym, trades: chunk, source }), {
         msgID: msgIds.trades(ex, sym, chunk[0]!.id, chunk.at(-1)!.id),
       }),
     );

@@ -1,0 +1,412 @@
+/**
+ * GraphQL resolvers for per-symbol analytics: quality, ML features (range and latest), alert
+ * rules (CRUD), alert events with their deliveries, and the live `alerts` subscription.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { ALERT_CONDITIONS, alertRuleSchema, FEATURE_VERSION, QUALITY_CHECKS } from '../analytics/index.ts';
+import type { Pool } from '../core/db.ts';
+import { BadArgumentError, TmError, UnknownSymbolError } from '../core/errors.ts';
+import type { Topology } from '../core/nats.ts';
+import { decodeJson, stateKeys, subjects, type Timeframe } from '../core/protocol/index.ts';
+import { checkLimit } from './candles.ts';
+import type { TopicHub } from './topic-hub.ts';
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+// ---------------------------------------------------------------- quality
+
+export async function readQuality(
+  pool: Pool,
+  exchange: string,
+  symbol: string,
+  minutes: number | null | undefined,
+) {
+  const span = minutes ?? 60;
+  if (!Number.isInteger(span) || span < 1 || span > 10_080)
+    throw new BadArgumentError('minutes', 'must be an integer in [1, 10080]');
+  const { rows } = await pool.query(
+    `SELECT ts, trades, accepted, checks, score FROM data_quality_metrics
+      WHERE exchange = $1 AND symbol = $2
+        AND ts > (SELECT max(ts) FROM data_quality_metrics WHERE exchange = $1 AND symbol = $2)
+                 - make_interval(mins => $3)
+      ORDER BY ts`,
+    [exchange, symbol, span],
+  );
+  const latest = await pool.query(
+    `SELECT ts, score FROM data_quality_metrics WHERE exchange = $1 AND symbol = $2 ORDER BY ts DESC LIMIT 1`,
+    [exchange, symbol],
+  );
+  const counts = new Map<string, { quarantined: number; flagged: number }>();
+  let trades = 0;
+  let accepted = 0;
+  for (const r of rows) {
+    trades += r.trades;
+    accepted += r.accepted;
+    for (const [check, c] of Object.entries(
+      r.checks as Record<string, { quarantined: number; flagged: number }>,
+    )) {
+      const sum = counts.get(check) ?? { quarantined: 0, flagged: 0 };
+      sum.quarantined += c.quarantined;
+      sum.flagged += c.flagged;
+      counts.set(check, sum);
+    }
+  }
+  return {
+    exchange,
+    symbol,
+    score: latest.rows[0]?.score ?? null,
+    trades,
+    accepted,
+    checks: QUALITY_CHECKS.map((check) => ({
+      check,
+      ...(counts.get(check) ?? { quarantined: 0, flagged: 0 }),
+    })),
+    updatedAt: iso(latest.rows[0]?.ts),
+  };
+}
+
+// ---------------------------------------------------------------- features
+
+export interface FeatureQuery {
+  exchange: string;
+  symbol: string;
+  timeframe: Timeframe;
+  from: number | null;
+  to: number | null;
+  limit: number;
+  version: number | null | undefined;
+}
+
+function featureRow(
+  exchange: string,
+  symbol: string,
+  timeframe: string,
+  t: number,
+  version: number,
+  values: unknown,
+) {
+  return {
+    exchange,
+    symbol,
+    timeframe,
+    time: new Date(t).toISOString(),
+    timeMs: t,
+    featureVersion: version,
+    values,
+  };
+}
+
+export async function readFeatures(pool: Pool, q: FeatureQuery) {
+  const version = q.version ?? FEATURE_VERSION;
+  const where = 'exchange = $1 AND symbol = $2 AND timeframe = $3 AND feature_version = $4';
+  const params: unknown[] = [q.exchange, q.symbol, q.timeframe, version, q.limit];
+  let sql: string;
+  if (q.from !== null) {
+    params.push(new Date(q.from), q.to === null ? null : new Date(q.to));
+    sql = `SELECT ts, features FROM ml_features WHERE ${where} AND ts >= $6 AND ($7::timestamptz IS NULL OR ts < $7)
+           ORDER BY ts LIMIT $5`;
+  } else {
+    params.push(q.to === null ? null : new Date(q.to));
+    sql = `SELECT * FROM (SELECT ts, features FROM ml_features WHERE ${where} AND ($6::timestamptz IS NULL OR ts < $6)
+           ORDER BY ts DESC LIMIT $5) newest ORDER BY ts`;
+  }
+  const { rows } = await pool.query(sql, params);
+  return rows.map((r) => featureRow(q.exchange, q.symbol, q.timeframe, r.ts.getTime(), version, r.features));
+}
+
+export async function readLatestFeatures(
+  topo: Topology,
+  exchange: string,
+  symbol: string,
+  timeframe: Timeframe,
+) {
+  const e = await topo.kv.featuresLatest.get(stateKeys.features(exchange, symbol, timeframe));
+  if (e?.operation !== 'PUT') return null;
+  const parsed = decodeJson(e.value);
+  if (!parsed.ok) return null;
+  const v = parsed.value as { t: number; v: number; tf?: string };
+  const { tf: _tf, ...values } = v;
+  return featureRow(exchange, symbol, timeframe, v.t, v.v, values);
+}
+
+// ---------------------------------------------------------------- alert rules
+
+const ruleInputSchema = z
+  .object({
+    exchange: z.string().min(1),
+    symbol: z.string().min(1),
+    timeframe: z.string().nullish(),
+    condition: z.enum(ALERT_CONDITIONS),
+    threshold: z.number().finite(),
+    cooldownMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400_000)
+      .nullish(),
+    oneTime: z.boolean().nullish(),
+    enabled: z.boolean().nullish(),
+    webhook: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        secret: z.string().min(16, 'use a secret of at least 16 characters'),
+      })
+      .nullish(),
+    slackUrl: z.url({ protocol: /^https?$/ }).nullish(),
+    email: z.email().nullish(),
+    note: z.string().max(500).nullish(),
+  })
+  .strict();
+export type AlertRuleInput = z.input<typeof ruleInputSchema>;
+
+interface RuleRow {
+  id: string;
+  exchange: string;
+  symbol: string;
+  timeframe: string;
+  condition: string;
+  threshold: number;
+  cooldown_ms: string;
+  one_time: boolean;
+  enabled: boolean;
+  channels: { webhook?: { url: string }; slack?: { url: string }; email?: { to: string } };
+  note: string | null;
+  created_at: Date;
+}
+
+const RULE_COLUMNS =
+  'id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled, channels, note, created_at';
+
+function ruleOut(r: RuleRow) {
+  return {
+    id: r.id,
+    exchange: r.exchange,
+    symbol: r.symbol,
+    timeframe: r.timeframe,
+    condition: r.condition,
+    threshold: r.threshold,
+    cooldownMs: Number(r.cooldown_ms),
+    oneTime: r.one_time,
+    enabled: r.enabled,
+    // Secrets are never returned.
+    webhookUrl: r.channels.webhook?.url ?? null,
+    slackUrl: r.channels.slack?.url ?? null,
+    email: r.channels.email?.to ?? null,
+    note: r.note,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
+/** Validates the input with the evaluator's own rule schema, so a stored rule always loads. */
+function checkRule(id: string, raw: unknown) {
+  const parsed = ruleInputSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new BadArgumentError(`input.${issue.path.join('.')}`, issue.message);
+  }
+  const i = parsed.data;
+  const rule = alertRuleSchema.safeParse({
+    id,
+    exchange: i.exchange,
+    symbol: i.symbol,
+    timeframe: i.timeframe ?? '1m',
+    condition: i.condition,
+    threshold: i.threshold,
+    cooldownMs: i.cooldownMs ?? 0,
+    oneTime: i.oneTime ?? false,
+    enabled: i.enabled ?? true,
+  });
+  if (!rule.success) {
+    const issue = rule.error.issues[0]!;
+    throw new BadArgumentError(`input.${issue.path.join('.')}`, issue.message);
+  }
+  const channels: Record<string, unknown> = {};
+  if (i.webhook) channels.webhook = i.webhook;
+  if (i.slackUrl) channels.slack = { url: i.slackUrl };
+  if (i.email) channels.email = { to: i.email };
+  return { rule: rule.data, channels, note: i.note ?? null };
+}
+
+export class AlertRulesApi {
+  constructor(
+    private readonly pool: Pool,
+    private readonly topo: Topology,
+  ) {}
+
+  async list(exchange?: string | null, symbol?: string | null) {
+    const { rows } = await this.pool.query<RuleRow>(
+      `SELECT ${RULE_COLUMNS} FROM alert_rules
+        WHERE ($1::text IS NULL OR exchange = $1) AND ($2::text IS NULL OR symbol = $2) ORDER BY created_at, id`,
+      [exchange ?? null, symbol ?? null],
+    );
+    return rows.map(ruleOut);
+  }
+
+  async create(input: unknown) {
+    const id = `r-${randomUUID()}`;
+    const { rule, channels, note } = checkRule(id, input);
+    await this.assertSymbol(rule.exchange, rule.symbol);
+    const { rows } = await this.pool.query<RuleRow>(
+      `INSERT INTO alert_rules (id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled,
+                                channels, note)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${RULE_COLUMNS}`,
+      [
+        id,
+        rule.exchange,
+        rule.symbol,
+        rule.timeframe ?? '1m',
+        rule.condition,
+        rule.threshold,
+        rule.cooldownMs,
+        rule.oneTime,
+        rule.enabled,
+        JSON.stringify(channels),
+        note,
+      ],
+    );
+    this.changed(rule.exchange, rule.symbol);
+    return ruleOut(rows[0]!);
+  }
+
+  async update(id: string, input: unknown) {
+    const { rule, channels, note } = checkRule(id, input);
+    await this.assertSymbol(rule.exchange, rule.symbol);
+    const before = await this.pool.query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM alert_rules WHERE id = $1`, [
+      id,
+    ]);
+    if (!before.rows[0]) throw new TmError('TM_ERR_NOT_FOUND', 404, `no alert rule ${JSON.stringify(id)}`);
+    const { rows } = await this.pool.query<RuleRow>(
+      `UPDATE alert_rules SET exchange = $2, symbol = $3, timeframe = $4, condition = $5, threshold = $6,
+              cooldown_ms = $7, one_time = $8, enabled = $9, channels = $10, note = $11, updated_at = now()
+        WHERE id = $1 RETURNING ${RULE_COLUMNS}`,
+      [
+        id,
+        rule.exchange,
+        rule.symbol,
+        rule.timeframe ?? '1m',
+        rule.condition,
+        rule.threshold,
+        rule.cooldownMs,
+        rule.oneTime,
+        rule.enabled,
+        JSON.stringify(channels),
+        note,
+      ],
+    );
+    this.changed(before.rows[0].exchange, before.rows[0].symbol);
+    this.changed(rule.exchange, rule.symbol);
+    return ruleOut(rows[0]!);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ exchange: string; symbol: string }>(
+      'DELETE FROM alert_rules WHERE id = $1 RETURNING exchange, symbol',
+      [id],
+    );
+    for (const r of rows) this.changed(r.exchange, r.symbol);
+    return rows.length > 0;
+  }
+
+  private async assertSymbol(exchange: string, symbol: string): Promise<void> {
+    const { rows } = await this.pool.query('SELECT 1 FROM symbols WHERE exchange = $1 AND symbol = $2', [
+      exchange,
+      symbol,
+    ]);
+    if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
+  }
+
+  /** Tells the symbol's actor to reload its rules now (it also polls). */
+  private changed(exchange: string, symbol: string): void {
+    try {
+      this.topo.nc.publish(subjects.rulesChanged(exchange, symbol));
+    } catch {
+      // An unencodable symbol has no actor to tell.
+    }
+  }
+}
+
+// ---------------------------------------------------------------- alert events
+
+export async function readAlertEvents(
+  pool: Pool,
+  a: { ruleId?: string | null; exchange?: string | null; symbol?: string | null; limit?: number | null },
+) {
+  const limit = checkLimit(a.limit, 100, 1000);
+  const { rows } = await pool.query(
+    `SELECT e.*, coalesce(json_agg(json_build_object(
+              'channel', d.channel, 'status', d.status, 'attempts', d.attempts, 'lastError', d.last_error,
+              'deliveredAt', d.delivered_at)) FILTER (WHERE d.event_id IS NOT NULL), '[]') AS deliveries
+       FROM alert_events e LEFT JOIN alert_deliveries d ON d.event_id = e.id
+      WHERE ($1::text IS NULL OR e.rule_id = $1) AND ($2::text IS NULL OR e.exchange = $2)
+        AND ($3::text IS NULL OR e.symbol = $3)
+      GROUP BY e.id ORDER BY e.fired_at DESC, e.id LIMIT $4`,
+    [a.ruleId ?? null, a.exchange ?? null, a.symbol ?? null, limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    ruleId: r.rule_id,
+    exchange: r.exchange,
+    symbol: r.symbol,
+    timeframe: r.timeframe,
+    condition: r.condition,
+    threshold: r.threshold,
+    value: r.value,
+    barTime: r.bar_ts.toISOString(),
+    closedBar: r.closed_bar,
+    firedAt: r.fired_at.toISOString(),
+    deliveries: (r.deliveries as { deliveredAt: string | null }[]).map((d) => ({
+      ...d,
+      deliveredAt: d.deliveredAt ? new Date(d.deliveredAt).toISOString() : null,
+    })),
+  }));
+}
+
+// ---------------------------------------------------------------- subscription
+
+interface FiringMessage {
+  id: string;
+  ruleId: string;
+  exchange: string;
+  symbol: string;
+  timeframe: string;
+  condition: string;
+  threshold: number;
+  value: number;
+  barT: number;
+  closed: boolean;
+  at: number;
+}
+
+/** Live firings, filtered per subscriber (one shared NATS subscription for everyone). */
+export async function* alertStream(
+  hub: TopicHub,
+  filter: { exchange?: string | null; symbol?: string | null; ruleId?: string | null },
+) {
+  const source = hub.subscribe<FiringMessage>(subjects.alertAll, (_subject, data) => {
+    const parsed = decodeJson(data);
+    return parsed.ok ? { value: parsed.value as FiringMessage, coalesceKey: null } : null;
+  });
+  try {
+    for await (const f of source) {
+      if (filter.exchange && f.exchange !== filter.exchange) continue;
+      if (filter.symbol && f.symbol !== filter.symbol) continue;
+      if (filter.ruleId && f.ruleId !== filter.ruleId) continue;
+      yield {
+        id: f.id,
+        ruleId: f.ruleId,
+        exchange: f.exchange,
+        symbol: f.symbol,
+        timeframe: f.timeframe,
+        condition: f.condition,
+        threshold: f.threshold,
+        value: f.value,
+        barTime: new Date(f.barT).toISOString(),
+        closedBar: f.closed,
+        firedAt: new Date(f.at).toISOString(),
+      };
+    }
+  } finally {
+    await source.return?.();
+  }
+}
