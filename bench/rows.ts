@@ -1,6 +1,14 @@
 /** Targets and verdicts: turns each section's result into rows of the printed table. */
 import type { CeilingResult } from './ceiling.ts';
 import type { FailoverResult, ScalingResult } from './distributed.ts';
+
+export interface AnalyticsBenchResult {
+  perClosedBarUs: number;
+  naiveUs: number;
+  speedup: number;
+  qualityNsPerTrade: number;
+}
+
 import type { LatencyRun, RawLatency } from './latency.ts';
 import type { PipelineResult } from './pipeline.ts';
 import { fmtInt, fmtLatency, fmtMs, fmtPct, fmtRate, type TableRow, verdict } from './report.ts';
@@ -16,6 +24,7 @@ export const SECTIONS = [
   'backlog',
   'failover',
   'scaling',
+  'analytics',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
 
@@ -50,6 +59,7 @@ export interface Results {
   rss?: RssResult;
   failover?: FailoverResult;
   scaling?: ScalingResult[];
+  analytics?: AnalyticsBenchResult;
   errors: { section: Section; message: string }[];
 }
 
@@ -62,6 +72,8 @@ export const TARGETS = {
   simKeepUp: 0.95,
   failoverP50Ms: 5000,
   failoverMaxMs: 10_000,
+  analyticsUsPerBar: 20,
+  analyticsSpeedup: 1000,
 } as const;
 
 const row = (r: Partial<TableRow> & Pick<TableRow, 'metric'>): TableRow => ({
@@ -258,4 +270,20 @@ export function scalingRows(runs: ScalingResult[], ceiling: CeilingResult | null
       pct: fmtPct(r.tradesPerSec, ceil),
     }),
   );
+}
+
+export function analyticsRows(a: AnalyticsBenchResult): TableRow[] {
+  return [
+    row({
+      metric: 'per closed bar: quality checks of its trades + all indicators + features + 10 alert rules',
+      ours: `${a.perClosedBarUs.toFixed(1)} µs`,
+      ceiling: `${a.naiveUs.toFixed(0)} µs (naive: batch recompute over 200 bars)`,
+      pct: `${a.speedup.toFixed(0)}× faster`,
+      target: `≤ ${TARGETS.analyticsUsPerBar} µs and ≥ ${TARGETS.analyticsSpeedup}× faster`,
+      verdict: verdict(
+        a.perClosedBarUs <= TARGETS.analyticsUsPerBar && a.speedup >= TARGETS.analyticsSpeedup,
+      ),
+    }),
+    row({ metric: 'quality checks per trade', ours: `${a.qualityNsPerTrade.toFixed(0)} ns` }),
+  ];
 }

@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
+import { runAnalyticsBench } from './analytics.ts';
 import { runCeiling } from './ceiling.ts';
 import { runFailover, runScaling } from './distributed.ts';
 import { type BenchEnv, createBenchDb, log, openTopology, progress, startBenchNats } from './infra.ts';
@@ -19,6 +20,7 @@ import { notesFor } from './notes.ts';
 import { runPipeline } from './pipeline.ts';
 import { printReport, type TableRow, writeResults } from './report.ts';
 import {
+  analyticsRows,
   type BenchOptions,
   backlogRows,
   ceilingRows,
@@ -215,6 +217,10 @@ async function main(): Promise<number> {
     await attempt('failover', async () => {
       results.failover = await runFailover(env, options.failover.kills);
       rows.push(...failoverRows(results.failover));
+    });
+    await attempt('analytics', async () => {
+      results.analytics = await runAnalyticsBench();
+      rows.push(...analyticsRows(results.analytics));
     });
     await attempt('scaling', async () => {
       results.scaling = await runScaling(env, options.scaling.tradesPerSymbol);
