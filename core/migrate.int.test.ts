@@ -24,6 +24,7 @@ describe('migrations', () => {
       'ml_features',
       'pgmigrations',
       'symbols',
+      'trades',
     ]);
     expect(await migrate(db.url, testLog)).toEqual([]);
   });

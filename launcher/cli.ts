@@ -9,6 +9,7 @@ import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectNats } from '../core/nats.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
+import { importTrades } from '../core/trades-import.ts';
 import { startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import {
@@ -193,6 +194,28 @@ for (const [name, active] of [
   symbols.command(`${name} <exchange> <symbol...>`).action((exchange: string, list: string[]) =>
     withDatabase(async (pool) => {
       for (const s of list) printRows([await setSymbolActive(pool, exchange, s, active)]);
+    }),
+  );
+
+program
+  .command('trades')
+  .description("stored trades (the replay actor's database source)")
+  .command('import <exchange> <file>')
+  .description(
+    'load an NDJSON/CSV/JSON trade file (gzip ok) into the trades table; rows already there are kept',
+  )
+  .option('--symbol <symbol>', 'symbol of rows that carry none')
+  .action((exchange: string, file: string, opts: { symbol?: string }) =>
+    withDatabase(async (pool) => {
+      const r = await importTrades(pool, exchange, file, {
+        symbol: opts.symbol,
+        onProgress: (p) =>
+          process.stderr.write(`\r${p.read} read, ${p.inserted} inserted, ${p.invalid} invalid`),
+      });
+      process.stderr.write('\n');
+      process.stdout.write(
+        `${r.read} trades read, ${r.inserted} inserted, ${r.invalid} invalid rows skipped\n`,
+      );
     }),
   );
 

@@ -257,6 +257,8 @@ describe('replay exchange', () => {
 
   it('a database source without a trades table fails with a clear error', async () => {
     await using topo = await topology(sys.cfg);
+    // The migrations create the table; an operator may have dropped it.
+    await sys.db.pool.query('DROP TABLE trades');
     await syncReplay('nodb', {
       kind: 'replay',
       symbols: ['BTC/USDT'],
