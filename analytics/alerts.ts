@@ -134,14 +134,18 @@ export class AlertEvaluator {
   private states: Record<string, RuleState> = {};
   private refs: Partial<Record<Timeframe, ClosedRef>> = {};
 
-  constructor(rules: readonly AlertRule[] = [], state?: AlertEvaluatorState) {
+  /**
+   * Without `rules` (a restore whose caller loads the rules afterwards), the restored rule
+   * states wait for the first `setRules`, which keeps those of unchanged rules.
+   */
+  constructor(rules?: readonly AlertRule[], state?: AlertEvaluatorState) {
     if (state) {
       if (state.v !== 1 || typeof state.rules !== 'object' || typeof state.refs !== 'object')
         throw new ValidationError('alert evaluator state', 'unsupported version or shape');
       this.states = structuredClone(state.rules);
       this.refs = structuredClone(state.refs);
     }
-    this.setRules(rules);
+    if (rules) this.setRules(rules);
   }
 
   /** Replaces the rule set; unchanged rules keep their state, edited ones start afresh. */

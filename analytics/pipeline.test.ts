@@ -147,6 +147,16 @@ describe('SymbolAnalytics', () => {
     expect(a.onClosedBar(asBar(bars[10]!), 3).status).toBe('too-old');
   });
 
+  // Regression: restored without rules (the symbol actor loads them after the restore), the
+  // evaluator dropped every rule's state, so a rule that had fired fired again after a restart.
+  it('keeps the alert rules’ state through a restore that loads the rules afterwards', () => {
+    const saved = JSON.parse(JSON.stringify(RUN.analytics.toState())) as SymbolAnalyticsState;
+    expect(Object.values(saved.alerts.rules).some((r) => r.fired > 0)).toBe(true);
+    const restored = SymbolAnalytics.fromState(saved, { exchange: EX, symbol: SYM });
+    restored.setRules(RULES);
+    expect(restored.toState().alerts).toEqual(saved.alerts);
+  });
+
   it('refuses a snapshot of another symbol', () => {
     const state = RUN.analytics.toState();
     expect(() => SymbolAnalytics.fromState(state, { exchange: EX, symbol: 'ETH/USDT' })).toThrow(

@@ -23,6 +23,7 @@ export interface SymbolAnalyticsOptions {
   symbol: string;
   /** Timeframes to analyse (default all). Bars of other timeframes are ignored. */
   timeframes?: readonly Timeframe[];
+  /** Omitted when restoring before the rules are loaded: the rule states wait for `setRules`. */
   rules?: readonly AlertRule[];
   quality?: z.input<typeof qualityConfigSchema>;
   /**
@@ -90,7 +91,7 @@ export class SymbolAnalytics {
     if (state && (state.v !== 1 || state.exchange !== opts.exchange || state.symbol !== opts.symbol))
       throw new ValidationError('analytics state', `not a v1 state of ${opts.exchange} ${opts.symbol}`);
     this.quality = new QualityChecker(opts.quality, state?.quality);
-    this.alerts = new AlertEvaluator(opts.rules ?? [], state?.alerts);
+    this.alerts = new AlertEvaluator(opts.rules, state?.alerts);
     for (const tf of opts.timeframes ?? TIMEFRAMES) {
       const saved = state?.series[tf];
       const common = {

@@ -95,7 +95,7 @@ export const qualityConfigSchema = z
 export type QualityConfig = z.infer<typeof qualityConfigSchema>;
 
 export type QualityResult =
-  | { ok: true; flags?: QualityCheck[] }
+  | { ok: true; flags?: readonly QualityCheck[] }
   | { ok: false; check: QualityCheck; reason: string };
 
 export interface QualityCounters {
@@ -231,6 +231,8 @@ const zeroCounts = (): Record<QualityCheck, number> =>
   Object.fromEntries(QUALITY_CHECKS.map((c) => [c, 0])) as Record<QualityCheck, number>;
 
 const CLEAN: QualityResult = Object.freeze({ ok: true }) as QualityResult;
+/** One shared, frozen result per combination of flags: accepting a flagged trade allocates nothing. */
+const FLAGGED: QualityResult[] = [];
 // Bit per check, for collecting flags without allocating on the clean path.
 const BIT: Record<QualityCheck, number> = {
   invalid: 1,
@@ -354,14 +356,12 @@ export class QualityChecker {
     this.amounts.push(qty);
     this.score = this.score * this.keep + (flags === 0 ? 1 - this.keep : 0);
     if (flags === 0) return CLEAN;
-    const list: QualityCheck[] = [];
-    for (const check of QUALITY_CHECKS) {
-      if (flags & BIT[check]) {
-        list.push(check);
-        c.flagged[check]++;
-      }
-    }
-    return { ok: true, flags: list };
+    for (const check of QUALITY_CHECKS) if (flags & BIT[check]) c.flagged[check]++;
+    FLAGGED[flags] ??= Object.freeze({
+      ok: true,
+      flags: Object.freeze(QUALITY_CHECKS.filter((check) => flags & BIT[check])),
+    });
+    return FLAGGED[flags]!;
   }
 
   /** Mean and (floored-free) population std of the accepted prices in the z-score window. */

@@ -6,6 +6,7 @@
  * bars are compared, field by field, with barsFromTrades. Second row: the simulator exchange
  * actor publishing at a configured rate.
  */
+import { mergeDeep } from '../core/config.ts';
 import { metrics } from '../core/metrics.ts';
 import { consumers, STREAMS } from '../core/protocol/index.ts';
 import { publishAll } from './ceiling.ts';
@@ -40,6 +41,8 @@ export interface PipelineResult {
   quarantined: number;
   /** Symbol actor restarts (crashes) during the run. */
   restarts: number;
+  /** CPU time of this process (publisher, actors, writer) over the timed window, seconds. */
+  cpuSeconds: number;
 }
 
 interface Row {
@@ -106,9 +109,16 @@ async function verifyBars(env: BenchEnv, w: Workload): Promise<{ mismatches: str
 export async function runPipeline(
   env: BenchEnv,
   w: Workload,
-  o: { mode: 'live' | 'backlog'; window: number; graceMs: number; timeoutMs: number },
+  o: {
+    mode: 'live' | 'backlog';
+    window: number;
+    graceMs: number;
+    timeoutMs: number;
+    /** Config overrides for the cluster under test (as in the config file). */
+    config?: Record<string, unknown>;
+  },
 ): Promise<PipelineResult> {
-  const cfg = benchConfig(env, { bars: { graceMs: o.graceMs } });
+  const cfg = benchConfig(env, mergeDeep({ bars: { graceMs: o.graceMs } }, o.config ?? {}));
   const label = `pipeline ${o.mode}`;
   const applied = () => metricSum(metrics.tradesIn, { exchange: w.ex });
   const quarantined0 = await metricSum(metrics.quarantined, { source: 'symbol' });
@@ -120,6 +130,7 @@ export async function runPipeline(
     if (duplicates > 0) throw new Error(`pipeline: ${duplicates} publishes were deduplicated`);
   };
   let t0 = nowMs();
+  let cpu0 = process.cpuUsage();
   if (o.mode === 'backlog') await publish();
   let publishSeconds = (nowMs() - t0) / 1000;
   await addExchange(env.db.pool, w.ex, 'external', w.symbols);
@@ -136,6 +147,7 @@ export async function runPipeline(
     if (o.mode === 'live') {
       await waitForActors(env.topo, w.ex, w.symbols);
       t0 = nowMs();
+      cpu0 = process.cpuUsage();
       appliedAt = allApplied();
       await publish();
       publishSeconds = (nowMs() - t0) / 1000;
@@ -146,6 +158,7 @@ export async function runPipeline(
         60_000,
         2,
       );
+      cpu0 = process.cpuUsage();
       appliedAt = allApplied();
     }
     const tApplied = await appliedAt;
@@ -156,6 +169,7 @@ export async function runPipeline(
       o.timeoutMs,
       10,
     );
+    const cpu = process.cpuUsage(cpu0);
     progress(
       label,
       `applied after ${((tApplied - t0) / 1000).toFixed(1)} s, stored after ${((tStored - t0) / 1000).toFixed(1)} s`,
@@ -185,6 +199,7 @@ export async function runPipeline(
       mismatches,
       quarantined: (await metricSum(metrics.quarantined, { source: 'symbol' })) - quarantined0,
       restarts: (await metricSum(metrics.actorRestarts, { kind: 'symbol' })) - restarts0,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
     };
   } finally {
     await removeExchange(env, cluster, w.ex);

@@ -122,7 +122,9 @@ export class AlertDispatcherActor implements ActorBehavior {
       filter_subject: 'md.alert.>',
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(60_000),
-      deliver_policy: DeliverPolicy.New,
+      // From the first firing kept: symbol actors may publish before this consumer first
+      // exists (another worker, a slower start), and alert_events' key drops repeats anyway.
+      deliver_policy: DeliverPolicy.All,
     });
   }
 

@@ -235,7 +235,10 @@ export class AnalyticsStage {
       const r = this.analytics.onClosedBar(bar, bar.lt);
       if (r.indicators) bar.ind = r.indicators as unknown as Record<string, number | null>;
       if (r.features) bar.feat = r.features as unknown as Record<string, unknown>;
-      if (r.status === 'append' && r.features) latest.set(bar.tf, { ...r.features, tf: bar.tf });
+      // The series' newest row: this bar's, or, after a revision of an older bar, the last one
+      // it recomputed. A revision of the newest bar changes the latest features too.
+      const newest = r.replayed.at(-1)?.features ?? r.features;
+      if (newest) latest.set(bar.tf, { ...newest, tf: bar.tf });
       for (const u of r.replayed) {
         publications.push({
           subject: subjects.analyticsUpdate(bar.tf, this.ex, this.sym),

@@ -174,6 +174,8 @@ export class SymbolActor implements ActorBehavior {
           'cannot load alert rules; keeping the current ones',
         );
       });
+    // Health shows the rules in force now, not as of the next trade.
+    this.ctx.setDetail({ alertRules: this.stage.rulesCount });
     if (this.rulesTimer) this.ctx.clock.clearTimeout(this.rulesTimer);
     this.rulesTimer = this.ctx.clock.setTimeout(
       () => this.mailbox.offer({ type: 'rules' }),

@@ -1,6 +1,7 @@
 /** Runs tickmesh roles as real child processes, so tests can kill -9 them. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { dismiss, watchdog } from '../../launcher/processes.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tickmesh.js', import.meta.url));
 
@@ -23,7 +24,15 @@ export function spawnRole(role: string, env: Record<string, string>): RoleProces
   child.stderr?.on('data', (d) => {
     out += d;
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // A test that dies (or times out without its afterAll) must not leave a role running: the
+  // watchdog stops it when this process goes away, however it goes.
+  const dog = watchdog(child.pid!);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      dismiss(dog);
+      resolve(code);
+    }),
+  );
   return {
     child,
     output: () => out,
