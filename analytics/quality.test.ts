@@ -22,7 +22,7 @@ describe('qualityConfigSchema', () => {
     const c = qualityConfigSchema.parse({});
     expect(c.zscore).toMatchObject({ action: 'flag', sigma: 3, window: 100, minHistory: 20 });
     expect(c.jump).toEqual({ action: 'quarantine', pct: 10 });
-    expect(c.volume).toMatchObject({ action: 'flag', factor: 100 });
+    expect(c.volume).toMatchObject({ action: 'flag', factor: 100, quarantineFactor: 500 });
     expect(c.invalid.minTs).toBe(Date.UTC(2000, 0, 1));
     expect(qualityConfigSchema.parse({ jump: { pct: 5 } }).jump).toEqual({ action: 'quarantine', pct: 5 });
     expect(qualityConfigSchema.safeParse({ jump: { pc: 5 } }).success).toBe(false);
@@ -110,12 +110,31 @@ describe('QualityChecker', () => {
     expect(strict.priceStats()).toEqual(before); // rejected trades do not touch the statistics
   });
 
-  it('flags an amount far above the rolling mean', () => {
+  it('flags an amount 100× the rolling mean and quarantines one 500× it', () => {
+    // Seasoned amounts are 1–2, mean about 1.5.
     const q = seasoned(50);
-    expect(q.check(tr(100, 1000), 'live', NOW)).toEqual({ ok: true, flags: ['volume'] });
-    expect(q.check(tr(100, 100), 'live', NOW)).toEqual({ ok: true });
+    expect(q.check(tr(100, 300), 'live', NOW)).toEqual({ ok: true, flags: ['volume'] });
+    expect(seasoned(50).check(tr(100, 1500), 'live', NOW)).toMatchObject({ ok: false, check: 'volume' });
+    expect(q.check(tr(100, 1), 'live', NOW)).toEqual({ ok: true });
     const strict = seasoned(50, 100, { volume: { action: 'quarantine', factor: 10 } });
     expect(strict.check(tr(100, 100), 'live', NOW)).toMatchObject({ ok: false, check: 'volume' });
+    const lax = seasoned(50, 100, { volume: { quarantineFactor: null } });
+    expect(lax.check(tr(100, 1500), 'live', NOW)).toEqual({ ok: true, flags: ['volume'] });
+  });
+
+  it('takes a run of oversize trades as a new normal size instead of locking the symbol out', () => {
+    const q = seasoned(50);
+    expect(q.check(tr(100, 2000), 'live', NOW)).toMatchObject({ ok: false, check: 'volume' });
+    expect(q.check(tr(100, 2000), 'live', NOW)).toMatchObject({ ok: false, check: 'volume' });
+    // The third in a row (confirmAfter 3) is accepted, flagged, and the size statistics restart.
+    expect(q.check(tr(100, 2000), 'live', NOW)).toEqual({ ok: true, flags: ['volume'] });
+    expect(q.check(tr(100, 2000), 'live', NOW)).toEqual({ ok: true });
+    // A normal-size trade in between resets the run.
+    const r = seasoned(50);
+    r.check(tr(100, 2000), 'live', NOW);
+    r.check(tr(100, 1), 'live', NOW);
+    expect(r.check(tr(100, 2000), 'live', NOW)).toMatchObject({ ok: false, check: 'volume' });
+    expect(r.check(tr(100, 2000), 'live', NOW)).toMatchObject({ ok: false, check: 'volume' });
   });
 
   it('keeps rolling mean and std equal to a direct computation over the last window', () => {
@@ -169,7 +188,7 @@ describe('QualityChecker', () => {
         qty: rand() * spike * (rand() < 0.005 ? 500 : 1),
       };
     });
-    const config = { zscore: { action: 'quarantine' as const, window: 64 } };
+    const config = { zscore: { action: 'quarantine' as const, window: 64 }, volume: { action: 'flag' as const } };
     const a = new QualityChecker(config);
     let b = new QualityChecker(config);
     trades.forEach((t, i) => {

@@ -16,8 +16,11 @@
  *   `zscore.sigma`, once `zscore.minHistory` prices are known. std is the population standard
  *   deviation, floored at `zscore.minRelStd` × mean so a market trading at one price does not
  *   turn every tick into an anomaly.
- * - volume: amount above `volume.factor` × the mean amount of the last `volume.window` accepted
- *   trades (once `volume.minHistory` are known and that mean is > 0).
+ * - volume: amount above `volume.factor` (100) × the mean amount of the last `volume.window`
+ *   accepted trades (once `volume.minHistory` are known and that mean is > 0) is flagged; above
+ *   `volume.quarantineFactor` (500) × it is quarantined. `confirmAfter` consecutive quarantined
+ *   oversize trades are taken as a new normal size, so a symbol whose sizes really change is
+ *   not locked out.
  *
  * A price check that quarantines would lock a symbol out after a real move (every later trade
  * is just as far from the last accepted price). So `confirmAfter` consecutive price-rejected
@@ -80,14 +83,24 @@ export const qualityConfigSchema = z
       .prefault({}),
     volume: z
       .object({
+        /** What an amount above `factor` × the rolling mean gets. */
         action: action('flag'),
         factor: z.number().positive().default(100),
+        /**
+         * Above this multiple a trade is quarantined whatever `action` says (unless it is off):
+         * real markets do print the odd 100–250× trade (recorded Binance XRP/ETH: 2 in 12,477),
+         * which must stay in the bars; a 1000× one is a feed error. Null: no hard limit.
+         */
+        quarantineFactor: z.number().positive().nullable().default(500),
         window: window.default(100),
         minHistory: z.number().int().min(1).default(20),
       })
       .strict()
       .prefault({}),
-    /** Consecutive same-side price rejections accepted as a real move (0 = never). */
+    /**
+     * Consecutive same-side price rejections accepted as a real move, and consecutive volume
+     * rejections accepted as a new normal size (0 = never).
+     */
     confirmAfter: z.number().int().min(0).default(3),
     scoreHalfLife: z.number().positive().default(200),
   })
@@ -121,6 +134,7 @@ export interface QualityState {
   /** Run of consecutive price rejections: +1 above, −1 below the last accepted price. */
   pendingSide: number;
   pendingCount: number;
+  volumePending?: number;
   score: number;
   counters: QualityCounters;
 }
@@ -249,6 +263,8 @@ export class QualityChecker {
   private readonly amounts: RollingWindow;
   private lastPx = Number.NaN;
   private pendingSide = 0;
+  /** Consecutive volume rejections (see `confirmAfter`). */
+  private volumePending = 0;
   private pendingCount = 0;
   private score = 1;
   private readonly keep: number;
@@ -342,12 +358,19 @@ export class QualityChecker {
     const vcfg = cfg.volume;
     if (vcfg.action !== 'off' && this.amounts.count >= vcfg.minHistory) {
       const mean = this.amounts.mean();
-      if (mean > 0 && qty > vcfg.factor * mean) {
-        if (vcfg.action === 'quarantine')
-          return this.reject('volume', `qty ${qty} is ${(qty / mean).toFixed(0)}x the mean ${mean}`);
+      const hard = vcfg.quarantineFactor !== null && qty > vcfg.quarantineFactor * mean;
+      if (mean > 0 && (qty > vcfg.factor * mean || hard)) {
+        if (vcfg.action === 'quarantine' || hard) {
+          this.volumePending++;
+          if (cfg.confirmAfter === 0 || this.volumePending < cfg.confirmAfter)
+            return this.reject('volume', `qty ${qty} is ${(qty / mean).toFixed(0)}x the mean ${mean}`);
+          // Sizes really changed (a run of them): restart the size statistics there.
+          this.amounts.clear();
+        }
         flags |= BIT.volume;
       }
     }
+    this.volumePending = 0;
 
     // Accepted.
     c.accepted++;
@@ -394,6 +417,7 @@ export class QualityChecker {
       amounts: this.amounts.toState(),
       lastPx: Number.isNaN(this.lastPx) ? null : this.lastPx,
       pendingSide: this.pendingSide,
+      volumePending: this.volumePending,
       pendingCount: this.pendingCount,
       score: this.score,
       counters: this.stats(),
@@ -406,6 +430,7 @@ export class QualityChecker {
     this.amounts.load(s.amounts);
     this.lastPx = s.lastPx ?? Number.NaN;
     this.pendingSide = s.pendingSide;
+    this.volumePending = s.volumePending ?? 0;
     this.pendingCount = s.pendingCount;
     this.score = s.score;
     this.counters = {

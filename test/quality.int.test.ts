@@ -5,10 +5,8 @@
  * md.quarantine.<ex>.<sym> and counted in the metrics — while the stored bars equal the bars of
  * the good trades alone, and `data_quality_metrics` gets per-check counts and a score in [0, 1].
  *
- * The volume check's default action is `flag` (a real block trade is not an error, and a
- * quarantining volume check has no way back when a symbol's size level really changes, unlike
- * the price checks' `confirmAfter`), so this system is configured to quarantine it, as an
- * operator who wants outsized trades kept out of bars would.
+ * Default configuration throughout: the volume check flags trades 100× the rolling mean amount
+ * and quarantines those above 500× (real markets print the odd 100–250× block trade).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
@@ -117,7 +115,6 @@ describe('data quality end to end', () => {
     sys = await startSystem({
       exchange: { id: EX, symbols: [SYM] },
       roles: ['supervisor', 'worker'],
-      config: { analytics: { quality: { volume: { action: 'quarantine' } } } },
     });
     ({ db, cfg } = sys);
   });
