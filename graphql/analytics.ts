@@ -8,7 +8,13 @@ import { ALERT_CONDITIONS, alertRuleSchema, FEATURE_VERSION, QUALITY_CHECKS } fr
 import type { Pool } from '../core/db.ts';
 import { BadArgumentError, TmError, UnknownSymbolError } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
-import { decodeJson, stateKeys, subjects, type Timeframe } from '../core/protocol/index.ts';
+import {
+  type AlertFiringMessage,
+  decodeJson,
+  stateKeys,
+  subjects,
+  type Timeframe,
+} from '../core/protocol/index.ts';
 import { checkLimit } from './candles.ts';
 import type { TopicHub } from './topic-hub.ts';
 
@@ -228,6 +234,23 @@ function checkRule(id: string, raw: unknown) {
   return { rule: rule.data, channels, note: i.note ?? null };
 }
 
+/** Parameters $1…$11 of the INSERT and UPDATE statements, in column order. */
+function ruleParams(id: string, { rule, channels, note }: ReturnType<typeof checkRule>): unknown[] {
+  return [
+    id,
+    rule.exchange,
+    rule.symbol,
+    rule.timeframe ?? '1m',
+    rule.condition,
+    rule.threshold,
+    rule.cooldownMs,
+    rule.oneTime,
+    rule.enabled,
+    JSON.stringify(channels),
+    note,
+  ];
+}
+
 export class AlertRulesApi {
   constructor(
     private readonly pool: Pool,
@@ -245,32 +268,22 @@ export class AlertRulesApi {
 
   async create(input: unknown) {
     const id = `r-${randomUUID()}`;
-    const { rule, channels, note } = checkRule(id, input);
+    const checked = checkRule(id, input);
+    const { rule } = checked;
     await this.assertSymbol(rule.exchange, rule.symbol);
     const { rows } = await this.pool.query<RuleRow>(
       `INSERT INTO alert_rules (id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled,
                                 channels, note)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${RULE_COLUMNS}`,
-      [
-        id,
-        rule.exchange,
-        rule.symbol,
-        rule.timeframe ?? '1m',
-        rule.condition,
-        rule.threshold,
-        rule.cooldownMs,
-        rule.oneTime,
-        rule.enabled,
-        JSON.stringify(channels),
-        note,
-      ],
+      ruleParams(id, checked),
     );
     this.changed(rule.exchange, rule.symbol);
     return ruleOut(rows[0]!);
   }
 
   async update(id: string, input: unknown) {
-    const { rule, channels, note } = checkRule(id, input);
+    const checked = checkRule(id, input);
+    const { rule } = checked;
     await this.assertSymbol(rule.exchange, rule.symbol);
     const before = await this.pool.query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM alert_rules WHERE id = $1`, [
       id,
@@ -280,19 +293,7 @@ export class AlertRulesApi {
       `UPDATE alert_rules SET exchange = $2, symbol = $3, timeframe = $4, condition = $5, threshold = $6,
               cooldown_ms = $7, one_time = $8, enabled = $9, channels = $10, note = $11, updated_at = now()
         WHERE id = $1 RETURNING ${RULE_COLUMNS}`,
-      [
-        id,
-        rule.exchange,
-        rule.symbol,
-        rule.timeframe ?? '1m',
-        rule.condition,
-        rule.threshold,
-        rule.cooldownMs,
-        rule.oneTime,
-        rule.enabled,
-        JSON.stringify(channels),
-        note,
-      ],
+      ruleParams(id, checked),
     );
     this.changed(before.rows[0].exchange, before.rows[0].symbol);
     this.changed(rule.exchange, rule.symbol);
@@ -364,28 +365,14 @@ export async function readAlertEvents(
 
 // ---------------------------------------------------------------- subscription
 
-interface FiringMessage {
-  id: string;
-  ruleId: string;
-  exchange: string;
-  symbol: string;
-  timeframe: string;
-  condition: string;
-  threshold: number;
-  value: number;
-  barT: number;
-  closed: boolean;
-  at: number;
-}
-
 /** Live firings, filtered per subscriber (one shared NATS subscription for everyone). */
 export async function* alertStream(
   hub: TopicHub,
   filter: { exchange?: string | null; symbol?: string | null; ruleId?: string | null },
 ) {
-  const source = hub.subscribe<FiringMessage>(subjects.alertAll, (_subject, data) => {
+  const source = hub.subscribe<AlertFiringMessage>(subjects.alertAll, (_subject, data) => {
     const parsed = decodeJson(data);
-    return parsed.ok ? { value: parsed.value as FiringMessage, coalesceKey: null } : null;
+    return parsed.ok ? { value: parsed.value as AlertFiringMessage, coalesceKey: null } : null;
   });
   try {
     for await (const f of source) {

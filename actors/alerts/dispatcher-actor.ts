@@ -10,12 +10,17 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
-import { z } from 'zod';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
-import { consumers, decodeWith, STREAMS } from '../../core/protocol/index.ts';
+import {
+  type AlertFiringMessage,
+  alertFiringSchema,
+  consumers,
+  decodeWith,
+  STREAMS,
+} from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import {
@@ -25,25 +30,6 @@ import {
   type Channels,
   deliver,
 } from './delivery.ts';
-
-/** The wire shape of a firing (analytics/alerts.ts AlertFiring, plus the schema version). */
-export const alertFiringSchema = z.object({
-  v: z.literal(1),
-  id: z.string().min(1).max(300),
-  ruleId: z.string().min(1),
-  exchange: z.string(),
-  symbol: z.string(),
-  timeframe: z.string(),
-  condition: z.string(),
-  threshold: z.number(),
-  value: z.number(),
-  barT: z.number(),
-  closed: z.boolean(),
-  at: z.number(),
-  seq: z.number().int(),
-  final: z.boolean(),
-});
-export type AlertFiringMessage = z.infer<typeof alertFiringSchema>;
 
 interface Due {
   event_id: string;

@@ -399,3 +399,22 @@ export function decodeWith<T>(schema: z.ZodType<T>, data: Uint8Array): Result<T>
   const parsed = decodeJson(data);
   return parsed.ok ? validateWith(schema, parsed.value) : parsed;
 }
+
+/** An alert firing on `md.alert.<ruleId>` (analytics/alerts.ts AlertFiring plus the schema version). */
+export const alertFiringSchema = z.object({
+  v: z.literal(1),
+  id: z.string().min(1).max(300),
+  ruleId: z.string().min(1),
+  exchange: z.string(),
+  symbol: z.string(),
+  timeframe: z.string(),
+  condition: z.string(),
+  threshold: z.number(),
+  value: z.number(),
+  barT: z.number(),
+  closed: z.boolean(),
+  at: z.number(),
+  seq: z.number().int(),
+  final: z.boolean(),
+});
+export type AlertFiringMessage = z.infer<typeof alertFiringSchema>;
