@@ -4,6 +4,7 @@ import type { Pool } from '../core/db.ts';
 import type { Topology } from '../core/nats.ts';
 import type { ActorSpec } from '../core/protocol/index.ts';
 import { AlertDispatcherActor } from './alerts/dispatcher-actor.ts';
+import { type CcxtAdapter, CcxtExchangeActor } from './exchange/ccxt-actor.ts';
 import { ReplayExchangeActor } from './exchange/replay-actor.ts';
 import { SimExchangeActor } from './exchange/sim-actor.ts';
 import { type YahooClientFactory, YahooExchangeActor } from './exchange/yahoo-actor.ts';
@@ -17,6 +18,7 @@ import { BarWriterActor } from './writer/writer-actor.ts';
  */
 export interface ExchangeAdapters {
   yahoo?: YahooClientFactory;
+  ccxt?: CcxtAdapter;
 }
 
 export interface ActorDeps {
@@ -48,6 +50,11 @@ export function behaviorFactory(deps: ActorDeps): BehaviorFactory {
           return new YahooExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, {
             topo: deps.topo,
             yahoo: deps.adapters?.yahoo,
+          });
+        if (spec.exchangeKind === 'ccxt')
+          return new CcxtExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, {
+            topo: deps.topo,
+            ccxt: deps.adapters?.ccxt,
           });
         if (spec.exchangeKind === 'replay')
           return new ReplayExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, deps);

@@ -188,7 +188,10 @@ describe('QualityChecker', () => {
         qty: rand() * spike * (rand() < 0.005 ? 500 : 1),
       };
     });
-    const config = { zscore: { action: 'quarantine' as const, window: 64 }, volume: { action: 'flag' as const } };
+    const config = {
+      zscore: { action: 'quarantine' as const, window: 64 },
+      volume: { action: 'flag' as const },
+    };
     const a = new QualityChecker(config);
     let b = new QualityChecker(config);
     trades.forEach((t, i) => {

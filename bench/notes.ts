@@ -1,4 +1,5 @@
 /** The notes printed under the table: how each figure was measured and how to read it. */
+import { exchangeNotes } from './exchange.ts';
 import { fmtInt, fmtRate } from './report.ts';
 import type { Results } from './rows.ts';
 import { BENCH_SYMBOLS } from './workload.ts';
@@ -79,6 +80,13 @@ export function notesFor(r: Results): string[] {
         'V8 old-space sizing between major GCs, which the live heap does not.',
     );
   }
+  if (r.quality)
+    notes.push(
+      'Quality overhead: the pipeline (live) with the quality checks at their defaults vs every check but ' +
+        '`invalid` off, alternating runs over fresh exchanges with the same trades; medians compared. The ' +
+        'workload is dated in the past and published as live, so `stale` flags every trade: the flag path is measured.',
+    );
+  if (r.exchange) notes.push(...exchangeNotes(r.exchange));
   for (const e of r.errors) notes.push(`ERROR in ${e.section}: ${e.message.split('\n')[0]}`);
   return notes;
 }

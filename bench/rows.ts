@@ -1,6 +1,8 @@
 /** Targets and verdicts: turns each section's result into rows of the printed table. */
 import type { CeilingResult } from './ceiling.ts';
 import type { FailoverResult, ScalingResult } from './distributed.ts';
+import type { ExchangeBenchResult } from './exchange.ts';
+import type { QualityOverheadResult } from './quality-overhead.ts';
 
 export interface AnalyticsBenchResult {
   perClosedBarUs: number;
@@ -25,6 +27,8 @@ export const SECTIONS = [
   'failover',
   'scaling',
   'analytics',
+  'quality',
+  'exchange',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
 
@@ -44,6 +48,8 @@ export interface BenchOptions {
   rss: { minutes: number; ratePerSec: number; sampleSec: number };
   failover: { kills: number };
   scaling: { tradesPerSymbol: number };
+  quality: { trades: number; rounds: number };
+  exchange: { rssMinutes: number };
 }
 
 export interface Results {
@@ -60,6 +66,8 @@ export interface Results {
   failover?: FailoverResult;
   scaling?: ScalingResult[];
   analytics?: AnalyticsBenchResult;
+  quality?: QualityOverheadResult;
+  exchange?: ExchangeBenchResult;
   errors: { section: Section; message: string }[];
 }
 

@@ -14,10 +14,12 @@ import { parseArgs } from 'node:util';
 import { runAnalyticsBench } from './analytics.ts';
 import { runCeiling } from './ceiling.ts';
 import { runFailover, runScaling } from './distributed.ts';
+import { exchangeRows, runExchangeBench } from './exchange.ts';
 import { type BenchEnv, createBenchDb, log, openTopology, progress, startBenchNats } from './infra.ts';
 import { runLatency } from './latency.ts';
 import { notesFor } from './notes.ts';
 import { runPipeline } from './pipeline.ts';
+import { qualityOverheadRows, runQualityOverhead } from './quality-overhead.ts';
 import { printReport, type TableRow, writeResults } from './report.ts';
 import {
   analyticsRows,
@@ -51,7 +53,8 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--only ceiling,pipeline,sim,latency,rss,backlog,failover,scaling]\n' +
+    'usage: npm run bench -- [--quick] [--only ceiling,pipeline,sim,latency,rss,backlog,failover,scaling,\n' +
+      '                                         analytics,quality,exchange]\n' +
       '                        [--rss-minutes N]\n' +
       '                        [--trades N (pipeline workload)] [--window N (publishes in flight)]\n',
   );
@@ -95,6 +98,8 @@ const options: BenchOptions = {
   },
   failover: { kills: quick ? 2 : 5 },
   scaling: { tradesPerSymbol: quick ? 50_000 : 250_000 },
+  quality: { trades: quick ? 500_000 : 1_000_000, rounds: quick ? 2 : 3 },
+  exchange: { rssMinutes: Number(args['rss-minutes'] ?? (quick ? 1 : 10)) },
 };
 
 function natsServerVersion(): string {
@@ -225,6 +230,26 @@ async function main(): Promise<number> {
     await attempt('scaling', async () => {
       results.scaling = await runScaling(env, options.scaling.tradesPerSymbol);
       rows.push(...scalingRows(results.scaling, results.ceiling ?? null));
+    });
+    // What the per-trade quality checks cost the pipeline (same workload shape, checks on vs off).
+    await attempt('quality', async () => {
+      results.quality = await runQualityOverhead(env, {
+        tradesPerSymbol: Math.ceil(options.quality.trades / symbols.length) - 1,
+        rounds: options.quality.rounds,
+        window: options.window,
+        batchSize: options.batchSize,
+        graceMs: options.pipelineGraceMs,
+        mode: 'live',
+        timeoutMs: 600_000,
+      });
+      rows.push(...qualityOverheadRows(results.quality));
+    });
+    // The ccxt exchange actor against a fake Binance: throughput, reconnect → repaired, RSS.
+    await attempt('exchange', async () => {
+      results.exchange = await runExchangeBench(env, { quick, minutes: options.exchange.rssMinutes });
+      rows.push(...exchangeRows(results.exchange, results.ceiling ?? null));
+      for (const e of results.exchange.errors)
+        results.errors.push({ section: 'exchange', message: `${e.section}: ${e.message}` });
     });
   } finally {
     await cleanup();

@@ -149,4 +149,34 @@ export const metrics = {
     labelNames: ['exchange'] as const,
     registers: [registry],
   }),
+  feedTradesReceived: new Counter({
+    name: 'tickmesh_feed_trades_received_total',
+    help: 'Trades a streaming/polling exchange feed handed on (live and repaired), per symbol',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedBackfilled: new Counter({
+    name: 'tickmesh_feed_backfilled_trades_total',
+    help: 'Trades an exchange feed recovered over REST after a reconnect, stall or restart',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedGaps: new Counter({
+    name: 'tickmesh_feed_gaps_total',
+    help: 'Unrepairable gaps (history no longer available, repair refused) published as gap marks',
+    labelNames: ['exchange', 'symbol'] as const,
+    registers: [registry],
+  }),
+  feedReconnects: new Counter({
+    name: 'tickmesh_feed_reconnects_total',
+    help: 'Websocket reconnects of an exchange feed (drops, stalls, unreadable frames, refreshes)',
+    labelNames: ['exchange'] as const,
+    registers: [registry],
+  }),
+  feedRestWeight: new Gauge({
+    name: 'tickmesh_feed_rest_weight_used',
+    help: "REST weight used as the exchange reports it (Binance X-MBX-USED-WEIGHT-1M), else the feed's request count",
+    labelNames: ['exchange'] as const,
+    registers: [registry],
+  }),
 };

@@ -15,6 +15,9 @@
  *   symbol is stale after clamp(k × interval, minStaleMs, maxStaleMs) without a live trade. A
  *   stale symbol is probed over REST: trades found there mean the stream is broken (reconnect);
  *   none means the market is quiet, and that symbol's checks back off (doubling).
+ * - A hole it cannot repair is reported to the sink (`onGap`) right after the trades that end
+ *   it: REST skipping ids where ids are consecutive (Binance aggregate ids: the exchange no longer
+ *   has that history), a repair the exchange keeps refusing, a repair stopped at its page limit.
  * - One circuit breaker per exchange guards REST calls and websocket dials; 429/418 answers
  *   stop every request until their Retry-After has passed. All delays run on the injected Clock.
  *
@@ -39,18 +42,38 @@ import { pino } from 'pino';
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { type Trade, tradeProblem } from '../../core/protocol/index.ts';
+import {
+  type TradeSource as ProtocolTradeSource,
+  type Trade,
+  tradeProblem,
+} from '../../core/protocol/index.ts';
 
 // ---------------------------------------------------------------- public types
 
 export type FeedMode = 'auto' | 'ws' | 'poll';
-export type TradeSource = 'live' | 'repair';
+/** The protocol's trade sources a feed produces (`TradeBatch.source`). */
+export type TradeSource = Extract<ProtocolTradeSource, 'live' | 'repair'>;
 export type SymbolFeedState = 'streaming' | 'repairing' | 'stale' | 'polling' | 'backoff';
 export type CircuitStateName = 'closed' | 'open' | 'half-open';
+
+/**
+ * A window of a symbol's trades the feed could not repair: trades in (from, to) may be missing.
+ * `from` is the last trade handed on before it, `to` the first one after it.
+ */
+export interface FeedGap {
+  from: number;
+  to: number;
+  reason: string;
+}
 
 export interface TradeSink {
   /** Called per symbol in exchange order; the next call for that symbol waits for this one. */
   onTrades(symbol: string, trades: Trade[], source: TradeSource): Promise<void>;
+  /**
+   * An unrepairable gap, called (in the same per-symbol order) right after the trades that end
+   * it, so the bars it overlaps already exist when it is applied.
+   */
+  onGap?(symbol: string, gap: FeedGap): Promise<void>;
 }
 
 /** Where a symbol resumes: the last trade already handled (e.g. the last one stored in TRADES). */
@@ -145,6 +168,11 @@ export interface CcxtFeedConfig {
   dedupe?: Partial<{ windowMs: number; maxIds: number; numericIdsIncrease: boolean }>;
   /** Wait after a 429/418 that carries no Retry-After. */
   rateLimitFallbackMs?: number;
+  /**
+   * Trade ids count up by one per trade (Binance aggregate ids; default for binance*): a REST page
+   * that skips ids means history the exchange no longer has, reported through `onGap`.
+   */
+  consecutiveIds?: boolean;
 }
 
 export interface SymbolHealth {
@@ -152,6 +180,7 @@ export interface SymbolHealth {
   lastTradeAgeMs: number | null;
   expectedIntervalMs: number | null;
   staleAfterMs: number;
+  /** Flagged by the watchdog, or REST showed the stream missing trades and no live one came since. */
   stale: boolean;
   tradesReceived: number;
   state: SymbolFeedState;
@@ -175,6 +204,12 @@ export interface FeedHealth {
   frameErrors: number;
   duplicates: number;
   restCalls: number;
+  /** Failed exchange calls and websocket errors (each also becomes `lastError`). */
+  errors: number;
+  /** Unrepairable gaps reported through `onGap`. */
+  gaps: number;
+  /** Trades handed to the sink and not yet taken by it (grows while the sink is stuck). */
+  queuedTrades: number;
   restWeightUsed: number;
   lastError: { message: string; at: number } | null;
   retryAfterUntil: number | null;
@@ -189,8 +224,14 @@ const BINANCE_REFRESH_MS = 23 * 3_600_000 + 50 * 60_000; // Binance closes socke
 /** ccxt options the feed needs per exchange family (the caller's options win). */
 function exchangeDefaults(exchangeId: string): Record<string, unknown> {
   if (exchangeId.startsWith('binance')) {
-    // REST repair pages aggTrades: the stream must carry the same (aggregate) ids.
-    return { watchTradesForSymbols: { name: 'aggTrade' }, watchTrades: { name: 'aggTrade' } };
+    // REST repair pages aggTrades: the stream must carry the same (aggregate) ids. With
+    // credentials, ccxt's loadMarkets would also ask the private sapi for margin pairs, which
+    // market data does not need (and a key without margin rights cannot get).
+    return {
+      watchTradesForSymbols: { name: 'aggTrade' },
+      watchTrades: { name: 'aggTrade' },
+      fetchMargins: false,
+    };
   }
   return {};
 }
@@ -247,6 +288,7 @@ function resolveSettings(c: CcxtFeedConfig) {
       numericIdsIncrease: c.dedupe?.numericIdsIncrease ?? true,
     },
     rateLimitFallbackMs: positive('rateLimitFallbackMs', c.rateLimitFallbackMs ?? 10_000),
+    consecutiveIds: c.consecutiveIds ?? c.exchangeId.startsWith('binance'),
   };
   if (!['auto', 'ws', 'poll'].includes(s.mode)) problems.push(`mode must be auto, ws or poll`);
   if (s.staleness.minStaleMs > s.staleness.maxStaleMs)
@@ -287,7 +329,14 @@ export class SymbolTrack {
   lastTs: number | undefined;
   expectedIntervalMs: number | undefined;
   private lastNum: bigint | undefined;
-  private readonly recent = new Map<string, number>(); // id -> ts, oldest first
+  private readonly recent = new Map<string, number>(); // id -> ts
+  /**
+   * The ids of `recent` oldest first, from `head` on: evicting through this queue is O(1). (Walking
+   * the Map from its start instead visits every entry deleted since its last rehash: at tens of
+   * thousands of trades a second that walk took half the feed's time.)
+   */
+  private readonly order: string[] = [];
+  private head = 0;
 
   constructor(
     private readonly opts: {
@@ -304,38 +353,49 @@ export class SymbolTrack {
 
   /** Whether `t` has not been handed on yet and may follow the watermark. */
   isNew(t: Trade): boolean {
-    if (this.opts.numericIdsIncrease && this.lastNum !== undefined) {
-      const n = numericId(t.id);
-      if (n !== undefined) return n > this.lastNum;
-    }
-    if (this.recent.has(t.id)) return false;
-    // An unseen trade older than the watermark cannot be placed in order any more.
-    return this.lastTs === undefined || t.ts >= this.lastTs;
+    return this.isNewWith(t, numericId(t.id));
   }
 
   /** Records `t` as handed on if it is new; returns whether it was. */
   accept(t: Trade): boolean {
-    if (!this.isNew(t)) return false;
+    const n = numericId(t.id); // parsed once: this runs for every trade
+    if (!this.isNewWith(t, n)) return false;
     if (this.lastTs !== undefined) {
       // One long pause (a resume across downtime) must not dominate the estimate for long.
       const gap = Math.min(this.opts.maxSampleMs, Math.max(0, t.ts - this.lastTs));
       const prev = this.expectedIntervalMs;
       this.expectedIntervalMs = prev === undefined ? gap : prev + this.opts.alpha * (gap - prev);
     }
-    this.remember(t.id, t.ts);
+    this.remember(t.id, t.ts, n);
     return true;
   }
 
-  private remember(id: string, ts: number): void {
+  private isNewWith(t: Trade, n: bigint | undefined): boolean {
+    if (this.opts.numericIdsIncrease && this.lastNum !== undefined && n !== undefined)
+      return n > this.lastNum;
+    if (this.recent.has(t.id)) return false;
+    // An unseen trade older than the watermark cannot be placed in order any more.
+    return this.lastTs === undefined || t.ts >= this.lastTs;
+  }
+
+  private remember(id: string, ts: number, n = numericId(id)): void {
     this.lastId = id;
     this.lastTs = this.lastTs === undefined ? ts : Math.max(this.lastTs, ts);
-    const n = numericId(id);
     if (n !== undefined && (this.lastNum === undefined || n > this.lastNum)) this.lastNum = n;
+    // Increasing numeric ids are judged by lastNum alone: `recent` is for the other ids.
+    if (n !== undefined && this.opts.numericIdsIncrease) return;
+    if (!this.recent.has(id)) this.order.push(id);
     this.recent.set(id, ts);
     const floor = this.lastTs - this.opts.windowMs;
-    for (const [oldId, oldTs] of this.recent) {
-      if (oldTs >= floor && this.recent.size <= this.opts.maxIds) break;
+    while (this.head < this.order.length) {
+      const oldId = this.order[this.head]!;
+      if (this.recent.get(oldId)! >= floor && this.recent.size <= this.opts.maxIds) break;
       this.recent.delete(oldId);
+      this.head++;
+    }
+    if (this.head >= 4096 && this.head * 2 >= this.order.length) {
+      this.order.splice(0, this.head);
+      this.head = 0;
     }
   }
 }
@@ -442,6 +502,10 @@ interface SymbolRuntime {
   repairAgain: RepairReason | undefined;
   /** After a reconnect repair that saw no live trade: verify the gap on the first one. */
   awaitingProof: boolean;
+  /** A stale check found trades over REST that the stream never brought; cleared by a live trade. */
+  missedLive: boolean;
+  /** An unrepairable gap since `from`, reported with the next trades handed on. */
+  pendingGap: { from: number; to?: number; reason: string } | undefined;
   /** Live trades that arrived while repairing, with their arrival sequence number. */
   buffer: { trade: Trade; seq: number }[];
   /** The last ccxt cache entry read (by identity). */
@@ -488,8 +552,11 @@ export class CcxtFeed {
     frameErrors: 0,
     duplicates: 0,
     restCalls: 0,
+    errors: 0,
+    gaps: 0,
   };
   private restWeightUsed: number | undefined;
+  private queuedTrades = 0;
   private lastError: { message: string; at: number } | null = null;
   private retryAfterUntil = 0;
 
@@ -553,6 +620,8 @@ export class CcxtFeed {
         repairing: false,
         repairAgain: undefined,
         awaitingProof: false,
+        missedLive: false,
+        pendingGap: undefined,
         buffer: [],
         lastCacheItem: undefined,
         delivery: Promise.resolve(),
@@ -595,7 +664,7 @@ export class CcxtFeed {
         lastTradeAgeMs: rt.lastLiveAt === undefined ? null : now - rt.lastLiveAt,
         expectedIntervalMs: rt.track.expectedIntervalMs ?? null,
         staleAfterMs: this.staleAfterMs(rt),
-        stale: rt.stale,
+        stale: rt.stale || rt.missedLive,
         tradesReceived: rt.tradesReceived,
         state: this.symbolState(rt),
       };
@@ -607,6 +676,7 @@ export class CcxtFeed {
       circuit: this.circuit.state,
       circuitTransitions: [...this.circuit.transitions],
       ...this.counters,
+      queuedTrades: this.queuedTrades,
       restWeightUsed: this.restWeightUsed ?? this.counters.restCalls,
       lastError: this.lastError,
       retryAfterUntil: this.retryAfterUntil > now ? this.retryAfterUntil : null,
@@ -746,6 +816,7 @@ export class CcxtFeed {
 
   private noteError(err: unknown, what?: string): void {
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.counters.errors++;
     this.lastError = { message: what ? `${what}: ${message}` : message, at: this.clock.now() };
     this.log.warn({ err: message, what }, 'exchange call failed');
   }
@@ -899,10 +970,11 @@ export class CcxtFeed {
 
   /** Hands on (or buffers, while repairing) live trades; returns how many were valid. */
   private onLive(rt: SymbolRuntime, raw: CcxtTrade[]): number {
-    const trades = this.normaliseAll(raw);
+    const trades = inExchangeOrder(this.normaliseAll(raw));
     if (trades.length === 0) return 0;
     rt.lastLiveAt = this.clock.now();
     rt.stale = false;
+    rt.missedLive = false;
     rt.quietLevel = 0;
     if (rt.repairing || rt.awaitingProof) {
       for (const trade of trades) {
@@ -942,6 +1014,11 @@ export class CcxtFeed {
   private async runRepair(rt: SymbolRuntime, first: RepairReason): Promise<void> {
     try {
       await this.repairLoop(rt, first);
+    } catch (err) {
+      // The exchange refuses the repair for good: what the stream brings next follows a hole.
+      if (!this.stopped && rt.track.lastTs !== undefined)
+        rt.pendingGap ??= { from: rt.track.lastTs, reason: `repair failed: ${errorText(err)}` };
+      throw err;
     } finally {
       rt.repairing = false;
       rt.repairAgain = undefined;
@@ -972,12 +1049,14 @@ export class CcxtFeed {
             { symbol: rt.symbol, missed: found },
             'stream missed trades that REST has; reconnecting',
           );
+          rt.missedLive = true;
           this.requestReconnect('stale');
         } else {
           // A quiet market, not a dead feed: count this as a sign of life, look again later.
           rt.quietLevel++;
           rt.verifiedAt = this.clock.now();
           rt.stale = false;
+          rt.missedLive = false;
         }
       }
       reason = rt.repairAgain;
@@ -1005,14 +1084,25 @@ export class CcxtFeed {
       if (raw === undefined) return undefined;
       const fresh: Trade[] = [];
       let metStream = false;
-      for (const trade of this.normaliseAll(raw)) {
+      for (const trade of inExchangeOrder(this.normaliseAll(raw))) {
         const live = rt.buffer[0]?.trade;
         if (live && this.reaches(trade, live)) {
           metStream = true;
           break;
         }
-        if (rt.track.accept(trade)) fresh.push(trade);
-        else this.counters.duplicates++;
+        const skipped = this.s.consecutiveIds ? this.idsSkipped(rt, trade) : 0n;
+        const fromTs = rt.track.lastTs;
+        if (rt.track.accept(trade)) {
+          if (skipped > 0n && fromTs !== undefined && rt.pendingGap === undefined) {
+            // The exchange no longer has the trades between the watermark and this one.
+            rt.pendingGap = {
+              from: fromTs,
+              to: trade.ts,
+              reason: `history: ${skipped} trade${skipped === 1n ? '' : 's'} before id ${trade.id} no longer available`,
+            };
+          }
+          fresh.push(trade);
+        } else this.counters.duplicates++;
       }
       if (fresh.length > 0) {
         found += fresh.length;
@@ -1028,7 +1118,18 @@ export class CcxtFeed {
       }
     }
     this.log.warn({ symbol: rt.symbol, pages: this.s.repair.maxPages }, 'repair stopped at its page limit');
+    // Live trades are handed on next: what lies between is not repaired.
+    if (source === 'repair' && rt.track.lastTs !== undefined)
+      rt.pendingGap ??= { from: rt.track.lastTs, reason: 'repair stopped at its page limit' };
     return found;
+  }
+
+  /** How many ids lie between the watermark and `t` (0 when `t` follows it or ids are not numeric). */
+  private idsSkipped(rt: SymbolRuntime, t: Trade): bigint {
+    const last = rt.track.lastId === undefined ? undefined : numericId(rt.track.lastId);
+    const n = numericId(t.id);
+    if (last === undefined || n === undefined || n <= last + 1n) return 0n;
+    return n - last - 1n;
   }
 
   /** Whether REST trade `t` is (or is past) the live trade `live`. */
@@ -1128,7 +1229,7 @@ export class CcxtFeed {
     if (!this.connected) return 'backoff';
     if (!this.streaming) return blocked ? 'backoff' : rt.stale ? 'stale' : 'polling';
     if (rt.repairing) return blocked ? 'backoff' : 'repairing';
-    return rt.stale ? 'stale' : 'streaming';
+    return rt.stale || rt.missedLive ? 'stale' : 'streaming';
   }
 
   // ------------------------------------------------------------ handing trades on
@@ -1160,10 +1261,21 @@ export class CcxtFeed {
   private deliver(rt: SymbolRuntime, trades: Trade[], source: TradeSource): void {
     rt.tradesReceived += trades.length;
     if (source === 'repair') this.counters.backfilled += trades.length;
+    let gap: FeedGap | undefined;
+    if (rt.pendingGap) {
+      const { from, to = trades[0]!.ts, reason } = rt.pendingGap;
+      gap = { from, to: Math.max(to, from + 1), reason };
+      rt.pendingGap = undefined;
+      this.counters.gaps++;
+      this.log.warn({ symbol: rt.symbol, gap }, 'unrepairable gap');
+    }
+    this.queuedTrades += trades.length;
     rt.delivery = rt.delivery.then(async () => {
       if (this.fatalError !== undefined) return;
       try {
         await this.sink.onTrades(rt.symbol, trades, source);
+        this.queuedTrades -= trades.length;
+        if (gap) await this.sink.onGap?.(rt.symbol, gap);
       } catch (err) {
         this.fatal(err);
       }
@@ -1197,6 +1309,34 @@ export class CcxtFeed {
       this.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+/**
+ * Trades in exchange order. ccxt's parseTrades sorts what one call parsed (a REST page, a
+ * websocket snapshot or a multi-trade frame) by timestamp and then by id as a *string*: within
+ * one millisecond '10000' sorts before '9999', and the feed would take the trades behind that
+ * boundary for already seen. Numeric ids are put back in numeric order (cheap when in order).
+ */
+export function inExchangeOrder(trades: Trade[]): Trade[] {
+  let inOrder = true;
+  for (let i = 1; i < trades.length && inOrder; i++) {
+    const a = trades[i - 1]!;
+    const b = trades[i]!;
+    inOrder = a.ts < b.ts || (a.ts === b.ts && compareNumericIds(a.id, b.id) <= 0);
+  }
+  if (inOrder || !trades.every((t) => CANONICAL_ID.test(t.id))) return trades;
+  return [...trades].sort((a, b) => a.ts - b.ts || compareNumericIds(a.id, b.id));
+}
+
+const CANONICAL_ID = /^(?:0|[1-9]\d{0,29})$/;
+
+/** Orders decimal integer strings without leading zeros by value. */
+function compareNumericIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {

@@ -25,8 +25,20 @@ export interface SymbolFeedSample {
   marketOpen: boolean | null;
 }
 
+/** Exchange-wide running totals of a streaming feed (one circuit and socket for every symbol). */
+export interface ExchangeFeedSample {
+  /** Total failures so far (counted under symbol "" in tickmesh_feed_errors_total). */
+  errors: number;
+  reconnects: number;
+  restWeightUsed: number;
+}
+
+/** The symbol label of exchange-wide feed errors. */
+export const WHOLE_EXCHANGE = '';
+
 export class FeedMetrics {
   private readonly errorsSeen = new Map<string, number>();
+  private exchangeSeen: { errors: number; reconnects: number } | null = null;
 
   constructor(private readonly exchange: string) {}
 
@@ -41,8 +53,23 @@ export class FeedMetrics {
     if (s.marketOpen !== null) metrics.feedMarketOpen.set(labels, s.marketOpen ? 1 : 0);
   }
 
+  /** Records the exchange-wide totals; counters grow by what is new since the last sample. */
+  sampleExchange(s: ExchangeFeedSample): void {
+    const seen = this.exchangeSeen ?? { errors: 0, reconnects: 0 };
+    if (s.errors > seen.errors)
+      metrics.feedErrors.inc({ exchange: this.exchange, symbol: WHOLE_EXCHANGE }, s.errors - seen.errors);
+    if (s.reconnects > seen.reconnects)
+      metrics.feedReconnects.inc({ exchange: this.exchange }, s.reconnects - seen.reconnects);
+    this.exchangeSeen = {
+      errors: Math.max(seen.errors, s.errors),
+      reconnects: Math.max(seen.reconnects, s.reconnects),
+    };
+    metrics.feedRestWeight.set({ exchange: this.exchange }, s.restWeightUsed);
+  }
+
   /** Drops the gauges of every symbol sampled (counters keep their totals). */
   remove(): void {
+    if (this.exchangeSeen) metrics.feedRestWeight.remove({ exchange: this.exchange });
     for (const symbol of this.errorsSeen.keys()) {
       const labels = { exchange: this.exchange, symbol };
       metrics.feedCircuitState.remove(labels);

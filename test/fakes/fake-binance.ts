@@ -11,6 +11,9 @@
  *                                                 ascending; no filter = the most recent `limit`
  *   GET /api/v3/trades, /api/v3/historicalTrades  raw trades (their own id space, like Binance)
  *   every answer carries X-MBX-USED-WEIGHT-1M (accumulated weight)
+ *   faults: 429/418 with Retry-After, 5xx streaks, `refuseTrades` (a permanent -1100 error on the
+ *   trade endpoints), `forgetHistory` (aggTrades no longer reach back: fromId below the oldest
+ *   kept trade answers from there, as if the ids in between never existed)
  *
  * Websocket (ccxt `urls.api.ws.spot` = `<wsUrl>/ws`; ccxt dials `<wsUrl>/ws/<stream index>`)
  *   <- {"method":"SUBSCRIBE","params":["btcusdt@aggTrade",...],"id":N}
@@ -19,6 +22,8 @@
  *   `@trade` streams get {"e":"trade",...,"t":rawId} frames whose ids are NOT the aggTrades ids
  *   (as on Binance), so a client mixing the two cannot match stream and REST trades.
  *   Keep-alive: ccxt sends ws ping control frames (every 180 s); `ws` answers them itself.
+ *   `refuseConnections` answers upgrades 503 (streams unreachable while REST works); `emitBulk`
+ *   writes pre-encoded frames straight to the sockets (benchmark firehose).
  */
 import type { WebSocket } from 'ws';
 import {
@@ -29,10 +34,12 @@ import {
   HttpFaults,
   type MalformedKind,
   parseFrame,
+  rawSocket,
   type ScriptedTrade,
   sendFrame,
   startFakeServer,
   TradeTape,
+  textFrame,
 } from './fake-common.ts';
 
 export interface FakeBinanceMarket {
@@ -48,6 +55,8 @@ export const BINANCE_MARKETS: readonly FakeBinanceMarket[] = [
   { id: 'XRPUSDT', base: 'XRP', quote: 'USDT' },
 ];
 
+/** The tape of a listed market nobody scripted. */
+const NO_TRADES = new TradeTape([], 0);
 /** Raw trade ids live in another range than aggregate ids, as on Binance. */
 const RAW_ID_OFFSET = 7_000_000;
 const WEIGHTS: Record<string, number> = {
@@ -81,6 +90,7 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
   let held = false;
   const heldFrames: (() => void)[] = [];
   let weightUsed = 0;
+  let refusedTrades = 0;
 
   const tapeOf = (symbol: string): TradeTape => {
     const id = symbolToId.get(symbol);
@@ -93,6 +103,12 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
     status,
     body: JSON.stringify({ code, msg }),
   });
+
+  /** An aggTrade stream frame, encoded by hand (the firehose path encodes millions). */
+  const aggTradeFrame = (id: string, t: ScriptedTrade) => {
+    const raw = Number(t.id) + RAW_ID_OFFSET;
+    return `{"e":"aggTrade","E":${t.ts + 1},"s":"${id}","a":${t.id},"p":"${decimal(t.px)}","q":"${decimal(t.qty)}","f":${raw},"l":${raw},"T":${t.ts},"m":${t.side === 'sell'},"M":true}`;
+  };
 
   const aggTrade = (t: ScriptedTrade) => {
     const raw = Number(t.id) + RAW_ID_OFFSET;
@@ -195,20 +211,21 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
       const id = url.searchParams.get('symbol');
       const tape = id ? tapes.get(id) : undefined;
       if (!id || !BINANCE_MARKETS.some((m) => m.id === id)) return error(400, -1121, 'Invalid symbol.');
-      const trades = tape ? tape.all() : [];
+      if (refusedTrades > 0) {
+        refusedTrades--;
+        return error(400, -1100, "Illegal characters found in parameter 'fromId'.");
+      }
+      const trades = tape ?? NO_TRADES;
       let limit = intParam(url, 'limit') ?? 500;
       if (!Number.isInteger(limit) || limit < 1)
         return error(400, -1100, "Illegal characters found in parameter 'limit'.");
       limit = Math.min(limit, 1000);
       if (endpoint === 'trades')
-        return { status: 200, body: JSON.stringify(trades.slice(-limit).map(rawTrade)) };
+        return { status: 200, body: JSON.stringify(trades.restLast(limit).map(rawTrade)) };
       const fromId = intParam(url, 'fromId');
       if (endpoint === 'historicalTrades') {
         const from = fromId === undefined ? undefined : fromId - RAW_ID_OFFSET;
-        const picked =
-          from === undefined
-            ? trades.slice(-limit)
-            : trades.filter((t) => Number(t.id) >= from).slice(0, limit);
+        const picked = from === undefined ? trades.restLast(limit) : trades.restFromId(from, limit);
         return { status: 200, body: JSON.stringify(picked.map(rawTrade)) };
       }
       const start = intParam(url, 'startTime');
@@ -218,14 +235,14 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
       let picked: ScriptedTrade[];
       if (fromId !== undefined) {
         if (Number.isNaN(fromId)) return error(400, -1100, "Illegal characters found in parameter 'fromId'.");
-        picked = trades.filter((t) => Number(t.id) >= fromId).slice(0, limit);
+        picked = trades.restFromId(fromId, limit);
       } else if (start !== undefined || end !== undefined) {
         const lo = start ?? (end as number) - 3_600_000;
         const hi = end ?? lo + 3_600_000;
         if (hi - lo > 3_600_000) return error(400, -1127, 'More than 1 hours between startTime and endTime.');
-        picked = trades.filter((t) => t.ts >= lo && t.ts <= hi).slice(0, limit);
+        picked = trades.restWindow(lo, hi, limit);
       } else {
-        picked = trades.slice(-limit);
+        picked = trades.restLast(limit);
       }
       return { status: 200, body: JSON.stringify(picked.map(aggTrade)) };
     }
@@ -236,10 +253,15 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
   function push(id: string, trades: ScriptedTrade[]): void {
     if (silent || trades.length === 0) return;
     const lower = id.toLowerCase();
+    let agg: string[] | undefined; // encoded once, sent to every subscriber
     for (const [ws, subs] of streams) {
+      const socket = rawSocket(ws);
+      socket.cork(); // one write for the whole burst
+      if (subs.has(`${lower}@aggTrade`)) {
+        agg ??= trades.map((t) => aggTradeFrame(id, t));
+        for (const frame of agg) sendFrame(ws, frame);
+      }
       for (const t of trades) {
-        if (subs.has(`${lower}@aggTrade`))
-          sendFrame(ws, { e: 'aggTrade', E: t.ts + 1, s: id, ...aggTrade(t) });
         if (subs.has(`${lower}@trade`)) {
           const raw = rawTrade(t);
           sendFrame(ws, {
@@ -255,6 +277,22 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
           });
         }
       }
+      socket.uncork();
+    }
+  }
+
+  /**
+   * The firehose: makes the next n trades of market `id` happen and writes their aggTrade frames,
+   * pre-encoded as raw websocket frames, to every subscriber in one write per socket.
+   */
+  function pushBulk(id: string, trades: ScriptedTrade[]): void {
+    if (silent || trades.length === 0) return;
+    const stream = `${id.toLowerCase()}@aggTrade`;
+    let bytes: Buffer | undefined;
+    for (const [ws, subs] of streams) {
+      if (!subs.has(stream) || ws.readyState !== ws.OPEN) continue;
+      bytes ??= Buffer.concat(trades.map((t) => textFrame(aggTradeFrame(id, t))));
+      rawSocket(ws).write(bytes);
     }
   }
 
@@ -279,15 +317,7 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
     counters,
     /** Points a ccxt binance (or binance pro) instance at this fake, spot markets only. */
     configure(exchange: CcxtLikeExchange): void {
-      const api = exchange.urls.api as Record<string, unknown>;
-      for (const key of ['public', 'private', 'v1']) api[key] = `${server.restUrl}/api/v3`;
-      if (api.ws) {
-        api.ws = { ...(api.ws as object), spot: `${server.wsUrl}/ws`, margin: `${server.wsUrl}/ws` };
-      }
-      // Only spot exchangeInfo: otherwise loadMarkets also asks fapi/dapi for futures.
-      exchange.options.fetchMarkets = { ...(exchange.options.fetchMarkets as object), types: ['spot'] };
-      exchange.options.fetchCurrencies = false;
-      allowPlainWebsocket(exchange);
+      pointAtFakeBinance(exchange, server.restUrl, server.wsUrl);
     },
     /** Makes the next n scripted trades of `symbol` happen (REST + streams); returns them. */
     emit(symbol: string, n: number): ScriptedTrade[] {
@@ -298,6 +328,36 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
     /** Makes every scripted trade up to `ts` happen, for every symbol, in time order. */
     emitUntil(ts: number): void {
       for (const [id, tape] of tapes) push(id, tape.emitUntil(ts));
+    },
+    /** Same as emit, with pre-encoded frames written in one go (aggTrade streams only). */
+    emitBulk(symbol: string, n: number): ScriptedTrade[] {
+      const out = tapeOf(symbol).emit(n);
+      pushBulk(symbolToId.get(symbol)!, out);
+      return out;
+    },
+    /** Appends trades to the script of `symbol` (they happen on a later emit). */
+    extend(symbol: string, trades: readonly ScriptedTrade[]): void {
+      tapeOf(symbol).extend(trades);
+    },
+    /** REST stops reaching back before the last `keepLast` trades of `symbol` that happened. */
+    forgetHistory(symbol: string, keepLast: number): void {
+      tapeOf(symbol).forgetHistory(keepLast);
+    },
+    /** Keeps at most n happened trades of `symbol` in memory (long benchmark runs). */
+    retain(symbol: string, n: number): void {
+      tapeOf(symbol).retain(n);
+    },
+    /** The next n trade-history requests fail with a permanent error (-1100, HTTP 400). */
+    refuseTrades(n: number): void {
+      refusedTrades = n;
+    },
+    /** While on, websocket upgrades are refused (503): the stream is unreachable, REST is not. */
+    refuseConnections: (on: boolean) => server.refuseConnections(on),
+    /** Bytes written to subscribers but not yet taken by the kernel (firehose pacing). */
+    backlogBytes(): number {
+      let max = 0;
+      for (const ws of streams.keys()) max = Math.max(max, rawSocket(ws).writableLength);
+      return max;
     },
     /** Every trade of `symbol` that has happened: what a client should end up with. */
     allTrades(symbol: string): ScriptedTrade[] {
@@ -340,6 +400,17 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
 }
 
 export type FakeBinance = Awaited<ReturnType<typeof startFakeBinance>>;
+
+/** Points a ccxt binance (or binance pro) instance at a fake on these urls, spot markets only. */
+export function pointAtFakeBinance(exchange: CcxtLikeExchange, restUrl: string, wsUrl: string): void {
+  const api = exchange.urls.api as Record<string, unknown>;
+  for (const key of ['public', 'private', 'v1']) api[key] = `${restUrl}/api/v3`;
+  if (api.ws) api.ws = { ...(api.ws as object), spot: `${wsUrl}/ws`, margin: `${wsUrl}/ws` };
+  // Only spot exchangeInfo: otherwise loadMarkets also asks fapi/dapi for futures.
+  exchange.options.fetchMarkets = { ...(exchange.options.fetchMarkets as object), types: ['spot'] };
+  exchange.options.fetchCurrencies = false;
+  allowPlainWebsocket(exchange);
+}
 
 function exchangeInfoSymbol(m: FakeBinanceMarket) {
   return {

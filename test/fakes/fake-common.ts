@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Trade } from '../../core/protocol/index.ts';
 
@@ -18,45 +18,145 @@ export type MalformedKind = 'invalid-json' | 'wrong-shape' | 'missing-fields' | 
 
 /**
  * One symbol's scripted trades: the first `happened` have happened (visible over REST); `emit`
- * makes the next ones happen. The script itself must be in exchange order (ids and ts ascending).
+ * makes the next ones happen. The script itself must be in exchange order (ids and ts ascending,
+ * ids numeric); `extend` appends to it (a generated firehose). REST lookups search by id or
+ * time (binary search), so a long tape stays cheap to serve.
+ *
+ * Two limits model an exchange that does not keep everything: `forgetHistory` makes REST stop
+ * reaching back before the last n trades (a repair from further back finds a hole), `retain`
+ * bounds the tape's memory (a long benchmark run).
  */
 export class TradeTape {
+  private readonly trades: ScriptedTrade[] = [];
+  /** Trades dropped from memory at the front (absolute index of trades[0]). */
+  private dropped = 0;
+  /** Absolute index of the next trade to happen. */
   private happened: number;
+  /** Absolute index of the oldest trade REST still serves. */
+  private restFrom = 0;
+  private keep = Number.POSITIVE_INFINITY;
 
-  constructor(
-    readonly script: readonly ScriptedTrade[],
-    alreadyHappened: number,
-  ) {
-    for (let i = 1; i < script.length; i++) {
-      const a = script[i - 1]!;
-      const b = script[i]!;
-      if (!(Number(b.id) > Number(a.id) && b.ts >= a.ts))
-        throw new Error(`script out of order at index ${i} (${a.id}@${a.ts} then ${b.id}@${b.ts})`);
-    }
+  constructor(script: readonly ScriptedTrade[], alreadyHappened: number) {
+    this.extend(script);
     this.happened = Math.min(alreadyHappened, script.length);
+  }
+
+  /** Appends trades to the script (they have not happened yet). */
+  extend(more: readonly ScriptedTrade[]): void {
+    let prev = this.trades.at(-1);
+    for (const b of more) {
+      if (prev && !(Number(b.id) > Number(prev.id) && b.ts >= prev.ts))
+        throw new Error(
+          `script out of order at index ${this.dropped + this.trades.length} (${prev.id}@${prev.ts} then ${b.id}@${b.ts})`,
+        );
+      this.trades.push(b);
+      prev = b;
+    }
   }
 
   /** Makes up to n more trades happen and returns them. */
   emit(n: number): ScriptedTrade[] {
-    const out = this.script.slice(this.happened, this.happened + n);
+    const from = this.happened - this.dropped;
+    const out = this.trades.slice(from, from + n);
     this.happened += out.length;
+    this.trim();
     return out;
   }
 
   /** Makes every scripted trade with ts <= `ts` happen and returns them. */
   emitUntil(ts: number): ScriptedTrade[] {
     let n = 0;
-    while (this.happened + n < this.script.length && this.script[this.happened + n]!.ts <= ts) n++;
+    const from = this.happened - this.dropped;
+    while (from + n < this.trades.length && this.trades[from + n]!.ts <= ts) n++;
     return this.emit(n);
   }
 
-  /** What has happened so far: the truth tests compare against. */
+  /** What has happened so far (and is still in memory): the truth tests compare against. */
   all(): ScriptedTrade[] {
-    return this.script.slice(0, this.happened);
+    return this.trades.slice(0, this.happened - this.dropped);
+  }
+
+  /** The last n trades that happened (what a websocket snapshot replays). */
+  recent(n: number): ScriptedTrade[] {
+    const end = this.happened - this.dropped;
+    return this.trades.slice(Math.max(0, end - n), end);
   }
 
   get remaining(): number {
-    return this.script.length - this.happened;
+    return this.dropped + this.trades.length - this.happened;
+  }
+
+  /** From now on REST serves only the last `keepLast` trades that have happened so far (and later ones). */
+  forgetHistory(keepLast: number): void {
+    this.restFrom = Math.max(this.restFrom, this.happened - keepLast);
+  }
+
+  /** Keeps at most `n` happened trades in memory (older ones are gone, for REST too). */
+  retain(n: number): void {
+    this.keep = n;
+    this.trim();
+  }
+
+  /** REST: trades with id >= `id`, ascending, at most `limit`. */
+  restFromId(id: number, limit: number): ScriptedTrade[] {
+    const [lo, hi] = this.restRange();
+    return this.slice(
+      this.lowerBound(lo, hi, (t) => Number(t.id) >= id),
+      hi,
+      limit,
+    );
+  }
+
+  /** REST: trades with lo <= ts <= hi, ascending, at most `limit`. */
+  restWindow(loTs: number, hiTs: number, limit: number): ScriptedTrade[] {
+    const [lo, hi] = this.restRange();
+    const from = this.lowerBound(lo, hi, (t) => t.ts >= loTs);
+    const to = this.lowerBound(from, hi, (t) => t.ts > hiTs);
+    return this.slice(from, to, limit);
+  }
+
+  /** REST: trades with ts >= `ts`, ascending, at most `limit`. */
+  restSince(ts: number, limit: number): ScriptedTrade[] {
+    const [lo, hi] = this.restRange();
+    return this.slice(
+      this.lowerBound(lo, hi, (t) => t.ts >= ts),
+      hi,
+      limit,
+    );
+  }
+
+  /** REST without a cursor: the most recent `limit`. */
+  restLast(limit: number): ScriptedTrade[] {
+    const [lo, hi] = this.restRange();
+    return this.slice(Math.max(lo, hi - limit), hi, limit);
+  }
+
+  /** Indexes into `trades` of what REST may serve: [lo, hi). */
+  private restRange(): [number, number] {
+    return [Math.max(0, this.restFrom - this.dropped), this.happened - this.dropped];
+  }
+
+  private slice(from: number, to: number, limit: number): ScriptedTrade[] {
+    return this.trades.slice(from, Math.min(to, from + limit));
+  }
+
+  /** First index in [lo, hi) where `pred` holds (pred is monotone over the tape). */
+  private lowerBound(lo: number, hi: number, pred: (t: ScriptedTrade) => boolean): number {
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (pred(this.trades[mid]!)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  private trim(): void {
+    const excess = this.happened - this.dropped - this.keep;
+    // Drop in chunks: splicing the front of a large array on every emit would be quadratic.
+    if (excess > 0 && excess >= Math.min(10_000, this.keep)) {
+      this.trades.splice(0, excess);
+      this.dropped += excess;
+    }
   }
 }
 
@@ -163,6 +263,8 @@ export interface FakeServer {
   restUrl: string;
   wsUrl: string;
   sockets: Set<WebSocket>;
+  /** While on, websocket upgrades are answered 503 (the exchange is unreachable for streams). */
+  refuseConnections(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -185,7 +287,11 @@ export async function startFakeServer(
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
     res.end(answer.body);
   });
-  const wss = new WebSocketServer({ server });
+  let refusing = false;
+  const wss = new WebSocketServer({
+    server,
+    verifyClient: (_info, done) => (refusing ? done(false, 503, 'Service Unavailable') : done(true)),
+  });
   const sockets = new Set<WebSocket>();
   wss.on('connection', (ws, req) => {
     sockets.add(ws);
@@ -200,6 +306,9 @@ export async function startFakeServer(
     restUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}`,
     sockets,
+    refuseConnections(on: boolean) {
+      refusing = on;
+    },
     async close() {
       for (const ws of sockets) ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -213,6 +322,28 @@ export async function startFakeServer(
 export function sendFrame(ws: WebSocket, frame: unknown): void {
   if (ws.readyState !== ws.OPEN) return;
   ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+}
+
+/**
+ * One unmasked websocket text frame (server to client), ready to write to the socket: lets a
+ * fake encode thousands of frames ahead and hand them to the kernel in one write.
+ */
+export function textFrame(payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const n = body.length;
+  const head = n < 126 ? Buffer.from([0x81, n]) : Buffer.alloc(4);
+  if (n >= 126) {
+    if (n > 0xffff) throw new Error('textFrame: payload over 64 KiB');
+    head[0] = 0x81;
+    head[1] = 126;
+    head.writeUInt16BE(n, 2);
+  }
+  return Buffer.concat([head, body]);
+}
+
+/** The TCP socket under a `ws` server socket (for raw pre-encoded frames). */
+export function rawSocket(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
 }
 
 /** Parses a client frame; undefined when it is not JSON. */

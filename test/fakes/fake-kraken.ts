@@ -10,6 +10,8 @@
  *        [price, volume, time (s, float), "b"|"s", "m"|"l", misc, trade_id], plus `last`.
  *   Errors are HTTP status + {"error":["EGeneral:Too many requests"]}-style bodies, which
  *   ccxt maps by message (DDoSProtection, ExchangeNotAvailable).
+ *   Faults: 429/418 with Retry-After, 5xx streaks, `refuseTrades` (EGeneral:Invalid arguments, a
+ *   permanent error), `forgetHistory` (Trades no longer reaches back), `refuseConnections`.
  *
  * Websocket v2 (ccxt `urls.api.ws.publicV2` = `<wsUrl>/v2`; ccxt.pro kraken uses only v2 for
  * public data)
@@ -86,6 +88,7 @@ export async function startFakeKraken(opts: FakeKrakenOptions) {
   let held = false;
   const heldFrames: (() => void)[] = [];
   let connectionId = 1;
+  let refusedTrades = 0;
 
   const tapeOf = (symbol: string): TradeTape => {
     const tape = tapes.get(symbol);
@@ -208,7 +211,7 @@ export async function startFakeKraken(opts: FakeKrakenOptions) {
         time_out: nowIso(),
         req_id: reqId,
       });
-      const recent = tapes.get(symbol)?.all().slice(-SNAPSHOT_SIZE) ?? [];
+      const recent = tapes.get(symbol)?.recent(SNAPSHOT_SIZE) ?? [];
       if (!silent && recent.length > 0)
         sendFrame(ws, { channel: 'trade', type: 'snapshot', data: recent.map((t) => wsTrade(symbol, t)) });
     }
@@ -230,19 +233,23 @@ export async function startFakeKraken(opts: FakeKrakenOptions) {
       const pairId = url.searchParams.get('pair');
       const pair = KRAKEN_PAIRS.find((p) => p.id === pairId || p.altname === pairId);
       if (!pair) return fail(200, 'EQuery:Unknown asset pair');
-      const trades = tapes.get(pair.symbol)?.all() ?? [];
+      if (refusedTrades > 0) {
+        refusedTrades--;
+        return fail(200, 'EGeneral:Invalid arguments');
+      }
+      const tape = tapes.get(pair.symbol);
       const countParam = url.searchParams.get('count');
       const count = countParam === null ? 1000 : Math.min(1000, Math.max(1, Number(countParam)));
       if (!Number.isFinite(count)) return fail(200, 'EGeneral:Invalid arguments:count');
       const since = url.searchParams.get('since');
       let picked: ScriptedTrade[];
       if (since === null) {
-        picked = trades.slice(-count);
+        picked = tape?.restLast(count) ?? [];
       } else {
         if (!/^\d+$/.test(since)) return fail(200, 'EGeneral:Invalid arguments:since');
         // Up to 10 digits: seconds; longer: Kraken's nanosecond cursor.
         const sinceMs = since.length <= 10 ? Number(since) * 1000 : Number(BigInt(since) / 1_000_000n);
-        picked = trades.filter((t) => t.ts >= sinceMs).slice(0, count);
+        picked = tape?.restSince(sinceMs, count) ?? [];
       }
       const lastNs = picked.length > 0 ? BigInt(picked.at(-1)!.ts) * 1_000_000n : BigInt(since ?? 0);
       return ok({ [pair.id]: picked.map(restTrade), last: String(lastNs) });
@@ -314,6 +321,20 @@ export async function startFakeKraken(opts: FakeKrakenOptions) {
     remaining(symbol: string): number {
       return tapeOf(symbol).remaining;
     },
+    /** Appends trades to the script of `symbol` (they happen on a later emit). */
+    extend(symbol: string, trades: readonly ScriptedTrade[]): void {
+      tapeOf(symbol).extend(trades);
+    },
+    /** REST stops reaching back before the last `keepLast` trades of `symbol` that happened. */
+    forgetHistory(symbol: string, keepLast: number): void {
+      tapeOf(symbol).forgetHistory(keepLast);
+    },
+    /** The next n Trades requests fail with a permanent error (EGeneral:Invalid arguments). */
+    refuseTrades(n: number): void {
+      refusedTrades = n;
+    },
+    /** While on, websocket upgrades are refused (503): the stream is unreachable, REST is not. */
+    refuseConnections: (on: boolean) => server.refuseConnections(on),
     dropConnections(): void {
       for (const ws of server.sockets) ws.terminate();
     },

@@ -1,0 +1,356 @@
+/**
+ * The ccxt exchange actor (`exchange.<id>`, kind `ccxt`): runs a CcxtFeed (websocket streaming
+ * or REST polling, see ccxt-feed.ts) for the exchange's active symbols and publishes what it
+ * hands on through the TradePublisher: batches with Nats-Msg-Id, `source: 'repair'` on trades
+ * recovered over REST.
+ *
+ * Resume: at start it reads each symbol's last trade in TRADES and gives the feed that as its
+ * watermark, so the feed's first act is a REST repair of the gap since the previous session,
+ * and nothing already stored is published again (the feed drops trades at or before the
+ * watermark; a regrouped batch would escape Nats-Msg-Id dedupe, this does not).
+ *
+ * Gap marks: when the feed reports a hole it cannot repair (the exchange's history no longer
+ * reaches the watermark, or it refuses the repair), a GapMark for (from, to) goes to the trade
+ * subject right after the trades that end it, once those are stored; the symbol actor marks the
+ * bars it overlaps incomplete. A resume that finds a gap mark last reads the trade before it.
+ *
+ * Credentials come from the environment variables named in `ccxt.credentialsEnv`, read here
+ * and handed to ccxt only (never stored, logged or reported).
+ *
+ * Health: every HEALTH_EVERY_MS the feed's health (connection, circuit, Retry-After, counters,
+ * last error, and per symbol its state, staleness and last-trade age) becomes the actor's
+ * health detail, so a stall or an outage shows in `actor-health` while it lasts; the same
+ * numbers feed the tickmesh_feed_* metrics every METRICS_EVERY_MS.
+ */
+import type { TimerHandle } from '../../core/clock.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { type CcxtExchangeOptions, parseStoredOptions } from '../../core/exchanges-config.ts';
+import { metrics } from '../../core/metrics.ts';
+import type { Topology } from '../../core/nats.ts';
+import {
+  decodeJson,
+  encodeJson,
+  type GapMark,
+  msgIds,
+  SCHEMA_VERSION,
+  STREAMS,
+  subjects,
+  validateFeedMessage,
+} from '../../core/protocol/index.ts';
+import { retryFor, retryForever } from '../../core/retry.ts';
+import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
+import {
+  type CcxtExchange,
+  CcxtFeed,
+  type CcxtFeedConfig,
+  type FeedGap,
+  type FeedHealth,
+  type ResumePoint,
+  type SymbolHealth,
+  type TradeSink,
+} from './ccxt-feed.ts';
+import { FeedMetrics } from './feed-health.ts';
+import { TradePublisher } from './trade-publisher.ts';
+
+/** How often the health detail is refreshed (the heartbeat writes it to KV). */
+const HEALTH_EVERY_MS = 500;
+const METRICS_EVERY_MS = 2000;
+/** Resume points read concurrently at start (one stream lookup per symbol). */
+const LOOKUP_CONCURRENCY = 16;
+/** Gap marks kept in the health detail. */
+const RECENT_GAPS = 5;
+/** Circuit transitions kept in the health detail. */
+const RECENT_TRANSITIONS = 5;
+/**
+ * Symbols listed one by one in the health detail (those with a problem first): the record is
+ * rewritten every heartbeat and must stay well under the NATS payload limit for an exchange
+ * with thousands of symbols. `symbolStates` counts all of them.
+ */
+const DETAIL_SYMBOLS = 100;
+
+/** How the worker reaches an exchange through ccxt; tests point the instance at a fake. */
+export interface CcxtAdapter {
+  /** Runs on each new ccxt instance of tickmesh exchange `ex` before any call. */
+  configure?(exchange: CcxtExchange, ex: string): void;
+}
+
+export interface CcxtActorDeps {
+  topo: Topology;
+  ccxt?: CcxtAdapter;
+  /** Where credentials are read (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface CcxtHealthDetail extends Omit<FeedHealth, 'exchange'> {
+  adapter: 'ccxt';
+  ccxtId: string;
+  /** Symbols that resumed from a trade already in TRADES. */
+  resumed: number;
+  published: { trades: number; backfilled: number; gapMarks: number };
+  recentGaps: ({ symbol: string } & FeedGap)[];
+  /** How many symbols are in each state (streaming, repairing, stale, polling, backoff). */
+  symbolStates: Record<string, number>;
+  /** Symbols left out of `symbols` (all healthy ones beyond DETAIL_SYMBOLS). */
+  symbolsOmitted: number;
+}
+
+export class CcxtExchangeActor implements ActorBehavior {
+  constructor(
+    private readonly ex: string,
+    private readonly symbols: readonly string[],
+    private readonly options: Record<string, unknown> | undefined,
+    private readonly deps: CcxtActorDeps,
+  ) {}
+
+  async run(ctx: ActorContext): Promise<void> {
+    const opts = this.parseOptions();
+    const credentials = this.credentials(opts);
+    const resume = await retryFor(30_000).execute(() => this.resumePoints(), ctx.signal);
+    const { js } = this.deps.topo;
+    const publisher = new TradePublisher(js, this.ex, ctx.signal);
+    const gapPolicy = retryForever(100, 2000);
+    const feedMetrics = new FeedMetrics(this.ex);
+    const published = { trades: 0, backfilled: 0, gapMarks: 0 };
+    const recentGaps: CcxtHealthDetail['recentGaps'] = [];
+    // Per-symbol counts not yet added to the counters (added in bulk, off the hot path).
+    const unreported = new Map<string, { received: number; backfilled: number }>();
+
+    const sink: TradeSink = {
+      onTrades: async (sym, trades, source) => {
+        await publisher.publish(sym, trades, source);
+        const n = trades.length;
+        published.trades += n;
+        let u = unreported.get(sym);
+        if (!u) {
+          u = { received: 0, backfilled: 0 };
+          unreported.set(sym, u);
+        }
+        u.received += n;
+        if (source === 'repair') {
+          published.backfilled += n;
+          u.backfilled += n;
+        }
+        ctx.markEvent(n);
+      },
+      onGap: async (sym, gap) => {
+        // After the trades that end the gap: the bars it overlaps exist when it is applied.
+        await publisher.flush();
+        const mark: GapMark = { v: SCHEMA_VERSION, ex: this.ex, sym, gap };
+        const msgID = msgIds.trades(this.ex, sym, `gap:${gap.from}`, String(gap.to));
+        await gapPolicy.execute(
+          () => js.publish(subjects.trade(this.ex, sym), encodeJson(mark), { msgID }),
+          ctx.signal,
+        );
+        published.gapMarks++;
+        metrics.feedGaps.inc({ exchange: this.ex, symbol: sym });
+        recentGaps.push({ symbol: sym, ...gap });
+        if (recentGaps.length > RECENT_GAPS) recentGaps.shift();
+        ctx.log.warn({ symbol: sym, gap }, 'unrepairable gap: gap mark published');
+        reportNow();
+      },
+    };
+
+    const config: CcxtFeedConfig = {
+      exchangeId: opts.ccxt.id,
+      symbols: [...new Set(this.symbols)],
+      mode: opts.ccxt.mode,
+      pollIntervalMs: opts.ccxt.pollIntervalMs,
+      options: {
+        ...(opts.ccxt.urls ? { urls: opts.ccxt.urls } : {}),
+        options: opts.ccxt.options,
+        ...credentials,
+      },
+      configure: this.deps.ccxt?.configure
+        ? (exchange) => this.deps.ccxt!.configure!(exchange, this.ex)
+        : undefined,
+      clock: ctx.clock,
+      log: ctx.log,
+      staleness: {
+        k: opts.staleness.factor,
+        minStaleMs: opts.staleness.minMs,
+        maxStaleMs: opts.staleness.maxMs,
+      },
+      breaker: { threshold: opts.breaker.failures, halfOpenAfterMs: opts.breaker.halfOpenAfterMs },
+      reconnect: { initialDelayMs: opts.backoff.initialMs, maxDelayMs: opts.backoff.maxMs },
+      refreshAfterMs: opts.refreshAfterMs,
+      resume: Object.fromEntries(resume),
+    };
+    const feed = new CcxtFeed(config, sink);
+
+    let lastMetricsAt = Number.NEGATIVE_INFINITY;
+    const report = () => {
+      const health = feed.health();
+      const { exchange: ccxtId, circuitTransitions, symbols, ...rest } = health;
+      const listed = detailSymbols(symbols);
+      const detail: CcxtHealthDetail = {
+        adapter: 'ccxt',
+        ccxtId,
+        ...rest,
+        symbols: listed.symbols,
+        symbolStates: listed.states,
+        symbolsOmitted: listed.omitted,
+        circuitTransitions: circuitTransitions.slice(-RECENT_TRANSITIONS),
+        resumed: resume.size,
+        published: { ...published },
+        recentGaps: [...recentGaps],
+      };
+      ctx.setDetail(detail as unknown as Record<string, unknown>);
+      const now = ctx.clock.now();
+      if (now - lastMetricsAt >= METRICS_EVERY_MS) {
+        lastMetricsAt = now;
+        this.sampleMetrics(health, feedMetrics, unreported, now);
+      }
+    };
+
+    const reportNow = () => {
+      try {
+        report();
+      } catch (err) {
+        ctx.log.error({ err }, 'ccxt health report failed');
+      }
+    };
+    let timer: TimerHandle | null = null;
+    const tick = () => {
+      if (ctx.signal.aborted) return;
+      timer = ctx.clock.setTimeout(tick, HEALTH_EVERY_MS);
+      reportNow();
+    };
+    const running = feed.start(ctx.signal);
+    tick();
+    ctx.ready();
+    ctx.log.info(
+      { ccxt: opts.ccxt.id, mode: opts.ccxt.mode, symbols: config.symbols.length, resumed: resume.size },
+      'ccxt feed started',
+    );
+    try {
+      await running;
+    } catch (e) {
+      // A failing sink only fails when stopping (publishes retry until then).
+      if (!ctx.signal.aborted) throw e;
+    } finally {
+      if (timer) ctx.clock.clearTimeout(timer);
+      // Publishes already sent land anyway; the next session resumes after the last stored one.
+      await publisher.flush().catch(() => {});
+      this.sampleMetrics(feed.health(), feedMetrics, unreported, ctx.clock.now());
+      feedMetrics.remove();
+    }
+  }
+
+  private sampleMetrics(
+    health: FeedHealth,
+    feedMetrics: FeedMetrics,
+    unreported: Map<string, { received: number; backfilled: number }>,
+    now: number,
+  ): void {
+    for (const [symbol, u] of unreported) {
+      const labels = { exchange: this.ex, symbol };
+      if (u.received > 0) metrics.feedTradesReceived.inc(labels, u.received);
+      if (u.backfilled > 0) metrics.feedBackfilled.inc(labels, u.backfilled);
+    }
+    unreported.clear();
+    feedMetrics.sampleExchange({
+      errors: health.errors,
+      reconnects: health.reconnects,
+      restWeightUsed: health.restWeightUsed,
+    });
+    for (const [symbol, h] of Object.entries(health.symbols))
+      feedMetrics.sample(
+        symbol,
+        { circuit: health.circuit, errors: 0, lastDataAt: h.lastTradeTs, marketOpen: null },
+        now,
+      );
+  }
+
+  private parseOptions(): CcxtExchangeOptions {
+    const parsed = parseStoredOptions('ccxt', this.options ?? {});
+    if (parsed.kind !== 'ccxt') throw new ConfigError(`exchange ${this.ex}: not a ccxt exchange`);
+    return parsed;
+  }
+
+  /** apiKey/secret/password from the named environment variables (public data needs none). */
+  private credentials(opts: CcxtExchangeOptions): Record<string, string> {
+    const names = opts.ccxt.credentialsEnv;
+    if (!names) return {};
+    const env = this.deps.env ?? process.env;
+    const out: Record<string, string> = {};
+    for (const [field, variable] of Object.entries(names)) {
+      if (variable === undefined) continue;
+      const value = env[variable];
+      if (!value)
+        throw new ConfigError(
+          `exchange ${this.ex}: credentials variable ${variable} (${field}) is not set on this worker`,
+        );
+      out[field] = value;
+    }
+    return out;
+  }
+
+  private async resumePoints(): Promise<Map<string, ResumePoint>> {
+    const out = new Map<string, ResumePoint>();
+    const symbols = [...new Set(this.symbols)];
+    for (let i = 0; i < symbols.length; i += LOOKUP_CONCURRENCY) {
+      await Promise.all(
+        symbols.slice(i, i + LOOKUP_CONCURRENCY).map(async (sym) => {
+          const at = await this.resumePoint(sym);
+          if (at) out.set(sym, at);
+        }),
+      );
+    }
+    return out;
+  }
+
+  /** The last trade of `sym` in TRADES. */
+  private async resumePoint(sym: string): Promise<ResumePoint | null> {
+    const subject = subjects.trade(this.ex, sym);
+    const last = await this.deps.topo.jsm.streams.getMessage(STREAMS.trades, { last_by_subj: subject });
+    if (!last) return null;
+    return lastTradeIn(last.data) ?? this.lastTradeBefore(subject, last.seq);
+  }
+
+  /**
+   * The newest trade on `subject` stored before sequence `seq` (the newest message there is a
+   * gap mark, which follows the trades that end its gap). Widens a window backwards until it
+   * holds a trade batch, reading the subject's messages in it forward.
+   */
+  private async lastTradeBefore(subject: string, seq: number): Promise<ResumePoint | null> {
+    const { jsm } = this.deps.topo;
+    for (let back = 64; ; back *= 4) {
+      const from = Math.max(1, seq - back);
+      let found: ResumePoint | null = null;
+      for (let cursor = from; ; ) {
+        // MSG.GET with next_by_subj (nats-server 2.9+): the first message on subject at or after seq.
+        const query = { seq: cursor, next_by_subj: subject } as unknown as { seq: number };
+        const m = await jsm.streams.getMessage(STREAMS.trades, query);
+        if (!m || m.seq >= seq) break;
+        found = lastTradeIn(m.data) ?? found;
+        cursor = m.seq + 1;
+      }
+      if (found || from === 1) return found;
+    }
+  }
+}
+
+/** Every symbol's health when there are few; else those in trouble first, up to DETAIL_SYMBOLS. */
+function detailSymbols(all: FeedHealth['symbols']) {
+  const states: Record<string, number> = {};
+  const entries = Object.entries(all);
+  for (const [, h] of entries) states[h.state] = (states[h.state] ?? 0) + 1;
+  if (entries.length <= DETAIL_SYMBOLS) return { symbols: all, states, omitted: 0 };
+  const trouble = (h: SymbolHealth) =>
+    h.stale || (h.state !== 'streaming' && h.state !== 'polling') ? 0 : 1;
+  entries.sort(([a, x], [b, y]) => trouble(x) - trouble(y) || (a < b ? -1 : 1));
+  return {
+    symbols: Object.fromEntries(entries.slice(0, DETAIL_SYMBOLS)),
+    states,
+    omitted: entries.length - DETAIL_SYMBOLS,
+  };
+}
+
+/** The last trade of a stored trade batch; undefined for anything else (gap marks, source bars). */
+function lastTradeIn(data: Uint8Array): ResumePoint | undefined {
+  const parsed = decodeJson(data);
+  const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
+  if (!checked?.ok || checked.value.kind !== 'trades') return undefined;
+  const last = checked.value.batch.trades.at(-1);
+  return last ? { id: last.id, ts: last.ts } : undefined;
+}
