@@ -194,14 +194,8 @@ export async function measureAnalytics(): Promise<AnalyticsBenchDetail> {
   };
 }
 
-export async function runAnalyticsBench(): Promise<{
-  perClosedBarUs: number;
-  naiveUs: number;
-  speedup: number;
-  qualityNsPerTrade: number;
-}> {
-  const { perClosedBarUs, naiveUs, speedup, qualityNsPerTrade } = await measureAnalytics();
-  return { perClosedBarUs, naiveUs, speedup, qualityNsPerTrade };
+export async function runAnalyticsBench(): Promise<AnalyticsBenchDetail> {
+  return measureAnalytics();
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

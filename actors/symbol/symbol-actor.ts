@@ -16,6 +16,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
+import type { RetryPolicy } from 'cockatiel';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
@@ -95,9 +96,25 @@ export class SymbolActor implements ActorBehavior {
 
   async run(ctx: ActorContext): Promise<void> {
     this.ctx = ctx;
-    const { topo, cfg } = this.deps;
+    const { topo } = this.deps;
     this.quarantine = new Quarantine(topo.nc, this.ex, this.sym, 'symbol', new OnceLogger(ctx.log));
     const startup = retryFor(30_000);
+    // Listen for rule changes before the rules are first loaded: a rule created while the actor
+    // starts is then reloaded from the mailbox instead of waiting for the periodic refresh.
+    const rulesSub = topo.nc.subscribe(subjects.rulesChanged(this.ex, this.sym), {
+      callback: () => {
+        this.mailbox.offer({ type: 'rules' });
+      },
+    });
+    try {
+      await this.runSubscribed(ctx, startup);
+    } finally {
+      rulesSub.unsubscribe();
+    }
+  }
+
+  private async runSubscribed(ctx: ActorContext, startup: RetryPolicy): Promise<void> {
+    const { cfg } = this.deps;
     const snapshot = await startup.execute(() => this.loadSnapshot(), ctx.signal);
     this.builder = new BarBuilder(snapshot?.state ?? emptyState(this.ex, this.sym), {
       graceMs: cfg.bars.graceMs,
@@ -110,14 +127,8 @@ export class SymbolActor implements ActorBehavior {
     this.scheduleSnapshot();
     this.scheduleClose();
     ctx.ready();
-    const rulesSub = topo.nc.subscribe(subjects.rulesChanged(this.ex, this.sym), {
-      callback: () => {
-        this.mailbox.offer({ type: 'rules' });
-      },
-    });
     const onAbort = () => {
       messages.stop();
-      rulesSub.unsubscribe();
       this.mailbox.close();
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
