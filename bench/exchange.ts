@@ -20,8 +20,6 @@ import { Session } from 'node:inspector/promises';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import ccxt from 'ccxt';
@@ -42,12 +40,14 @@ import {
   type FakeStatus,
   spawnFakeBinance,
 } from '../test/fakes/fake-binance-process.ts';
+import { sameBar, storedBars } from '../test/support/bars.ts';
 import type { CeilingResult } from './ceiling.ts';
 import { publishAll } from './ceiling.ts';
 import {
   type BenchEnv,
   benchConfig,
   createBenchDb,
+  liveHeapMb,
   log,
   metricSum,
   nowMs,
@@ -621,20 +621,7 @@ async function compareBars(
     const want = barsFromTrades(ex, sym, '1m', list).filter((b) => b.t < closedBefore);
     const stored = await waitFor(
       async () => {
-        const { rows: r } = await env.db.pool.query<{
-          t: number;
-          open: number;
-          high: number;
-          low: number;
-          close: number;
-          volume: number;
-          trades: number;
-        }>(
-          `SELECT (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades
-             FROM candles WHERE exchange = $1 AND symbol = $2 AND timeframe = '1m' AND ts < to_timestamp($3 / 1000.0)
-            ORDER BY ts`,
-          [ex, sym, closedBefore],
-        );
+        const r = await storedBars(env.db.pool, '1m', ex, sym, closedBefore);
         return r.length >= want.length ? r : null;
       },
       `${sym} bars stored`,
@@ -644,16 +631,7 @@ async function compareBars(
     compared += want.length;
     want.forEach((b, i) => {
       const r = stored[i];
-      const same =
-        r !== undefined &&
-        r.t === b.t &&
-        r.open === b.o &&
-        r.high === b.h &&
-        r.low === b.l &&
-        r.close === b.c &&
-        r.trades === b.n &&
-        Math.abs(r.volume - b.vol) < 1e-6;
-      if (!same) mismatches++;
+      if (r === undefined || !sameBar(r, b, 1e-6)) mismatches++;
     });
     mismatches += Math.max(0, stored.length - want.length);
   }
@@ -661,17 +639,6 @@ async function compareBars(
 }
 
 // ---------------------------------------------------------------- 3. RSS over a long run
-
-let forceGc: (() => void) | null = null;
-function liveHeapMb(): number {
-  if (!forceGc) {
-    setFlagsFromString('--expose-gc');
-    forceGc = runInNewContext('gc') as () => void;
-  }
-  forceGc();
-  forceGc();
-  return process.memoryUsage().heapUsed / MB;
-}
 
 async function runRss(
   env: BenchEnv,

@@ -3,10 +3,13 @@
  * port, a fresh migrated database (dropped at the end), a stderr logger, and the in-process
  * tickmesh roles (supervisor + worker, optionally the gateway) that the sections drive.
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Worker } from '../actors/worker.ts';
@@ -242,4 +245,17 @@ export async function metricSum(metric: LabelledMetric, match: Record<string, st
   for (const v of values)
     if (Object.entries(match).every(([k, want]) => v.labels[k] === want)) sum += v.value;
   return sum;
+}
+
+let forceGc: (() => void) | null = null;
+
+/** Heap used after a full collection (gc exposed at run time, as --expose-gc would). */
+export function liveHeapMb(): number {
+  if (!forceGc) {
+    setFlagsFromString('--expose-gc');
+    forceGc = runInNewContext('gc') as () => void;
+  }
+  forceGc();
+  forceGc();
+  return process.memoryUsage().heapUsed / (1024 * 1024);
 }

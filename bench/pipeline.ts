@@ -9,6 +9,7 @@
 import { mergeDeep } from '../core/config.ts';
 import { metrics } from '../core/metrics.ts';
 import { consumers, STREAMS } from '../core/protocol/index.ts';
+import { type StoredBar, sameBar } from '../test/support/bars.ts';
 import { publishAll } from './ceiling.ts';
 import {
   addExchange,
@@ -45,19 +46,6 @@ export interface PipelineResult {
   cpuSeconds: number;
 }
 
-interface Row {
-  symbol: string;
-  t: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  trades: number;
-  gap: number;
-  revision: number;
-}
-
 async function count1m(env: BenchEnv, ex: string): Promise<number> {
   const r = await env.db.pool.query<{ n: number }>(
     `SELECT count(*) AS n FROM candles WHERE exchange = $1 AND timeframe = '1m'`,
@@ -68,7 +56,7 @@ async function count1m(env: BenchEnv, ex: string): Promise<number> {
 
 /** Compares the stored closed 1m bars with the reference; returns the differences found. */
 async function verifyBars(env: BenchEnv, w: Workload): Promise<{ mismatches: string[]; revised: number }> {
-  const { rows } = await env.db.pool.query<Row>(
+  const { rows } = await env.db.pool.query<StoredBar & { symbol: string; revision: number }>(
     `SELECT symbol, (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades,
             gap, revision
        FROM candles WHERE exchange = $1 AND timeframe = '1m' ORDER BY symbol, ts`,
@@ -85,16 +73,7 @@ async function verifyBars(env: BenchEnv, w: Workload): Promise<{ mismatches: str
       const r = got[i];
       if (!r) return;
       if (r.revision > 0) revised++;
-      const same =
-        r.t === b.t &&
-        r.open === b.o &&
-        r.high === b.h &&
-        r.low === b.l &&
-        r.close === b.c &&
-        r.trades === b.n &&
-        r.gap === b.gap &&
-        Math.abs(r.volume - b.vol) <= 1e-9 * Math.max(1, b.vol);
-      if (!same)
+      if (!sameBar(r, b))
         mismatches.push(`${sym} ${new Date(b.t).toISOString()}: ${JSON.stringify(r)} ≠ ${JSON.stringify(b)}`);
     });
   }

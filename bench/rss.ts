@@ -5,13 +5,12 @@
  * run) the least-squares slope of RSS says whether memory is flat.
  */
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { metrics } from '../core/metrics.ts';
 import {
   addExchange,
   type BenchEnv,
   benchConfig,
+  liveHeapMb,
   metricSum,
   nowMs,
   progress,
@@ -63,19 +62,6 @@ function natsRssMb(pid: number | null): number | null {
 }
 
 export const FLAT_MB_PER_MIN = 1;
-
-let forceGc: (() => void) | null = null;
-
-/** Heap used after a full collection (gc exposed at run time, as --expose-gc would). */
-function liveHeapMb(): number {
-  if (!forceGc) {
-    setFlagsFromString('--expose-gc');
-    forceGc = runInNewContext('gc') as () => void;
-  }
-  forceGc();
-  forceGc();
-  return process.memoryUsage().heapUsed / MB;
-}
 
 export async function runRss(
   env: BenchEnv,

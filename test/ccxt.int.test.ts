@@ -30,6 +30,7 @@ import { type RoleHandle, startWorkerRole } from '../launcher/roles.ts';
 import { type FakeBinance, startFakeBinance } from './fakes/fake-binance.ts';
 import { type ScriptedTrade, scriptTrades } from './fakes/fake-common.ts';
 import { type FakeKraken, startFakeKraken } from './fakes/fake-kraken.ts';
+import { sameBar } from './support/bars.ts';
 import { eventually, testLog, topology } from './support/infra.ts';
 import { startSystem, storedBars, type TestSystem } from './support/system.ts';
 
@@ -271,20 +272,7 @@ describe('ccxt exchange actor', () => {
         const end = bucketStart(closer.ts, '1m');
         const want = barsFromTrades(ex, sym, '1m', trades).filter((b) => b.t < end);
         const same = (rows: Awaited<ReturnType<typeof storedBars>>) =>
-          rows.length === want.length &&
-          rows.every((r, i) => {
-            const b = want[i]!;
-            return (
-              r.t === b.t &&
-              r.open === b.o &&
-              r.high === b.h &&
-              r.low === b.l &&
-              r.close === b.c &&
-              r.trades === b.n &&
-              r.gap === b.gap &&
-              Math.abs(r.volume - b.vol) < 1e-6
-            );
-          });
+          rows.length === want.length && rows.every((r, i) => sameBar(r, want[i]!, 1e-6));
         const rows = await eventually(
           async () => {
             const r = (await storedBars(sys.db.pool, '1m', ex, sym)).filter((b) => b.t < end);

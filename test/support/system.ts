@@ -74,22 +74,4 @@ export async function startSystem(o: SystemOptions = {}): Promise<TestSystem> {
   }
 }
 
-/** Stored bars of one timeframe, ascending, as plain numbers (for comparison with barsFromTrades). */
-export async function storedBars(pool: Pool, tf: string, exchange?: string, symbol?: string) {
-  const { rows } = await pool.query<{
-    t: number;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    trades: number;
-    gap: number;
-  }>(
-    `SELECT (extract(epoch FROM ts) * 1000)::float8 AS t, open, high, low, close, volume, trades, gap
-       FROM candles WHERE timeframe = $1 AND ($2::text IS NULL OR exchange = $2) AND ($3::text IS NULL OR symbol = $3)
-      ORDER BY ts`,
-    [tf, exchange ?? null, symbol ?? null],
-  );
-  return rows;
-}
+export { storedBars } from './bars.ts';
