@@ -65,6 +65,7 @@ import {
   fmtPct,
   fmtRate,
   printReport,
+  row,
   type Summary,
   slope,
   slopeStdErr,
@@ -778,15 +779,6 @@ export async function runExchangeBench(
   });
   return result;
 }
-
-const row = (r: Partial<TableRow> & Pick<TableRow, 'metric'>): TableRow => ({
-  ours: '—',
-  ceiling: '—',
-  pct: '—',
-  target: '—',
-  verdict: 'info',
-  ...r,
-});
 
 /** Rows of the comparison table; `ceiling` (the run's own ceiling section) adds context only. */
 export function exchangeRows(r: ExchangeBenchResult, ceiling: CeilingResult | null): TableRow[] {

@@ -105,3 +105,13 @@ export function writeResults(results: unknown): string {
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   return file;
 }
+
+/** A table row; the columns not given are '—' and the verdict 'info'. */
+export const row = (r: Partial<TableRow> & Pick<TableRow, 'metric'>): TableRow => ({
+  ours: '—',
+  ceiling: '—',
+  pct: '—',
+  target: '—',
+  verdict: 'info',
+  ...r,
+});

@@ -7,7 +7,7 @@ import type { ExchangeBenchResult } from './exchange.ts';
 import type { LatencyRun, RawLatency } from './latency.ts';
 import type { PipelineResult } from './pipeline.ts';
 import type { QualityOverheadResult } from './quality-overhead.ts';
-import { fmtInt, fmtLatency, fmtMs, fmtPct, fmtRate, type TableRow, verdict } from './report.ts';
+import { fmtInt, fmtLatency, fmtMs, fmtPct, fmtRate, row, type TableRow, verdict } from './report.ts';
 import { FLAT_MB_PER_MIN, type RssResult } from './rss.ts';
 import type { SimResult } from './sim.ts';
 
@@ -77,15 +77,6 @@ export const TARGETS = {
   analyticsUsPerBar: 20,
   analyticsSpeedup: 1000,
 } as const;
-
-const row = (r: Partial<TableRow> & Pick<TableRow, 'metric'>): TableRow => ({
-  ours: '—',
-  ceiling: '—',
-  pct: '—',
-  target: '—',
-  verdict: 'info',
-  ...r,
-});
 
 export function ceilingRows(c: CeilingResult, batchSize: number): TableRow[] {
   const js = (r: { msgsPerSec: number; tradesPerSec: number }) =>

@@ -23,12 +23,11 @@ import {
   TIMEFRAMES,
   type Timeframe,
   type Trade,
-  validateTradeBatch,
 } from '../core/protocol/index.ts';
 import { type RoleHandle, startWorkerRole } from '../launcher/roles.ts';
 import { eventually, testLog, topology } from './support/infra.ts';
 import { startSystem, storedBars, type TestSystem } from './support/system.ts';
-import { syntheticTrades } from './support/trades.ts';
+import { storedTrades, syntheticTrades } from './support/trades.ts';
 
 const START = Date.UTC(2024, 3, 2, 9, 0, 0);
 const SYMBOLS = ['BTC/USDT', 'ETH/USDT'] as const;
@@ -82,25 +81,6 @@ async function healthOf(topo: Topo, id: string): Promise<Health | null> {
 async function messageCounts(topo: Topo, filter: string): Promise<Record<string, number>> {
   const info = await topo.jsm.streams.info(STREAMS.trades, { subjects_filter: filter });
   return info.state.subjects ?? {};
-}
-
-/** Every trade stored in TRADES on one subject, in stream order. */
-async function storedTrades(topo: Topo, subject: string): Promise<Trade[]> {
-  const total = (await messageCounts(topo, subject))[subject] ?? 0;
-  if (total === 0) return [];
-  const consumer = await topo.js.consumers.get(STREAMS.trades, { filter_subjects: subject });
-  const messages = await consumer.consume();
-  const out: Trade[] = [];
-  let seen = 0;
-  for await (const m of messages) {
-    const parsed = decodeJson(m.data);
-    const checked = parsed.ok ? validateTradeBatch(parsed.value) : null;
-    if (!checked?.ok) throw new Error(`unreadable message ${m.seq} on ${subject}`);
-    out.push(...checked.value.batch.trades);
-    if (++seen >= total) break;
-  }
-  await messages.close();
-  return out;
 }
 
 /** Stored bars of a series before the closer's bucket, and the bars computed from the file. */

@@ -17,16 +17,15 @@ import {
   actorIds,
   decodeJson,
   type SourceBar,
-  STREAMS,
   subjects,
   TIMEFRAME_MS,
   type Timeframe,
-  validateFeedMessage,
 } from '../core/protocol/index.ts';
 import { type RoleHandle, startWorkerRole } from '../launcher/roles.ts';
 import { type FakeCandle, type FakeYahoo, startFakeYahoo } from './fakes/fake-yahoo.ts';
 import { eventually, testLog, topology } from './support/infra.ts';
 import { startSystem, storedBars, type TestSystem } from './support/system.ts';
+import { storedFeed } from './support/trades.ts';
 
 const MIN = 60_000;
 const utc = (iso: string) => Date.parse(iso);
@@ -123,24 +122,11 @@ async function exchangeHealth(topo: Topo): Promise<ExchangeHealth | null> {
 
 /** Source bars of one symbol as stored in TRADES, message by message. */
 async function publishedBars(topo: Topo, sym: string): Promise<SourceBar[][]> {
-  const subject = subjects.trade('yahoo', sym);
-  const info = await topo.jsm.streams.info(STREAMS.trades, { subjects_filter: subject });
-  const total = info.state.subjects?.[subject] ?? 0;
-  if (total === 0) return [];
-  const consumer = await topo.js.consumers.get(STREAMS.trades, { filter_subjects: subject });
-  const messages = await consumer.consume();
-  const out: SourceBar[][] = [];
-  for await (const m of messages) {
-    const parsed = decodeJson(m.data);
-    const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
-    if (checked?.ok !== true || checked.value.kind !== 'bars')
-      throw new Error(`not a source-bar batch: ${m.seq}`);
-    expect(checked.value.rejected).toEqual([]);
-    out.push(checked.value.batch.bars);
-    if (out.length >= total) break;
-  }
-  await messages.close();
-  return out;
+  return (await storedFeed(topo, subjects.trade('yahoo', sym))).map((m) => {
+    if (m.kind !== 'bars') throw new Error(`not a source-bar batch: ${m.kind}`);
+    expect(m.rejected).toEqual([]);
+    return m.batch.bars;
+  });
 }
 
 describe('yahoo exchange', () => {

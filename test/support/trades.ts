@@ -1,6 +1,17 @@
 /** Deterministic trade sequences with past timestamps, and publishing them like an exchange actor. */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { encodeJson, msgIds, SCHEMA_VERSION, subjects, type Trade } from '../../core/protocol/index.ts';
+import type { Topology } from '../../core/nats.ts';
+import {
+  decodeJson,
+  encodeJson,
+  type FeedMessage,
+  msgIds,
+  SCHEMA_VERSION,
+  STREAMS,
+  subjects,
+  type Trade,
+  validateFeedMessage,
+} from '../../core/protocol/index.ts';
 
 /** A random walk with bursts and quiet stretches (whole empty minutes), reproducible from `seed`. */
 export function syntheticTrades(opts: {
@@ -51,4 +62,44 @@ export async function publishTrades(
     );
   }
   return Promise.all(acks);
+}
+
+/** Every message stored in TRADES on one subject, validated, in stream order; throws on an unreadable one. */
+export async function storedFeed(topo: Topology, subject: string): Promise<FeedMessage[]> {
+  const info = await topo.jsm.streams.info(STREAMS.trades, { subjects_filter: subject });
+  const total = info.state.subjects?.[subject] ?? 0;
+  if (total === 0) return [];
+  const consumer = await topo.js.consumers.get(STREAMS.trades, { filter_subjects: subject });
+  const messages = await consumer.consume();
+  const out: FeedMessage[] = [];
+  try {
+    for await (const m of messages) {
+      const parsed = decodeJson(m.data);
+      const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
+      if (!checked?.ok) throw new Error(`unreadable message ${m.seq} on ${subject}`);
+      out.push(checked.value);
+      if (out.length >= total) break;
+    }
+  } finally {
+    await messages.close();
+  }
+  return out;
+}
+
+/**
+ * Every trade stored in TRADES on one subject, in stream order. A source-bar batch is an error;
+ * so is a gap mark unless `gapMarks` is 'skip'.
+ */
+export async function storedTrades(
+  topo: Topology,
+  subject: string,
+  gapMarks: 'skip' | 'refuse' = 'refuse',
+): Promise<Trade[]> {
+  const out: Trade[] = [];
+  for (const m of await storedFeed(topo, subject)) {
+    if (m.kind === 'trades') out.push(...m.batch.trades);
+    else if (m.kind === 'bars' || gapMarks === 'refuse')
+      throw new Error(`a ${m.kind === 'bars' ? 'source-bar batch' : 'gap mark'} on ${subject}`);
+  }
+  return out;
 }
