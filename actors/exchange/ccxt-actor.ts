@@ -27,16 +27,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { type CcxtExchangeOptions, parseStoredOptions } from '../../core/exchanges-config.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
-import {
-  decodeJson,
-  encodeJson,
-  type GapMark,
-  msgIds,
-  SCHEMA_VERSION,
-  STREAMS,
-  subjects,
-  validateFeedMessage,
-} from '../../core/protocol/index.ts';
+import { encodeJson, type GapMark, msgIds, SCHEMA_VERSION, subjects } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import {
@@ -50,13 +41,12 @@ import {
   type TradeSink,
 } from './ccxt-feed.ts';
 import { FeedMetrics } from './feed-health.ts';
+import { lastStoredTrades } from './stored-trades.ts';
 import { TradePublisher } from './trade-publisher.ts';
 
 /** How often the health detail is refreshed (the heartbeat writes it to KV). */
 const HEALTH_EVERY_MS = 500;
 const METRICS_EVERY_MS = 2000;
-/** Resume points read concurrently at start (one stream lookup per symbol). */
-const LOOKUP_CONCURRENCY = 16;
 /** Gap marks kept in the health detail. */
 const RECENT_GAPS = 5;
 /** Circuit transitions kept in the health detail. */
@@ -105,7 +95,11 @@ export class CcxtExchangeActor implements ActorBehavior {
   async run(ctx: ActorContext): Promise<void> {
     const opts = this.parseOptions();
     const credentials = this.credentials(opts);
-    const resume = await retryFor(30_000).execute(() => this.resumePoints(), ctx.signal);
+    const stored = await retryFor(30_000).execute(
+      () => lastStoredTrades(this.deps.topo.jsm, this.ex, this.symbols),
+      ctx.signal,
+    );
+    const resume = new Map<string, ResumePoint>([...stored].map(([sym, t]) => [sym, { id: t.id, ts: t.ts }]));
     const { js } = this.deps.topo;
     const publisher = new TradePublisher(js, this.ex, ctx.signal);
     const gapPolicy = retryForever(100, 2000);
@@ -284,50 +278,6 @@ export class CcxtExchangeActor implements ActorBehavior {
     }
     return out;
   }
-
-  private async resumePoints(): Promise<Map<string, ResumePoint>> {
-    const out = new Map<string, ResumePoint>();
-    const symbols = [...new Set(this.symbols)];
-    for (let i = 0; i < symbols.length; i += LOOKUP_CONCURRENCY) {
-      await Promise.all(
-        symbols.slice(i, i + LOOKUP_CONCURRENCY).map(async (sym) => {
-          const at = await this.resumePoint(sym);
-          if (at) out.set(sym, at);
-        }),
-      );
-    }
-    return out;
-  }
-
-  /** The last trade of `sym` in TRADES. */
-  private async resumePoint(sym: string): Promise<ResumePoint | null> {
-    const subject = subjects.trade(this.ex, sym);
-    const last = await this.deps.topo.jsm.streams.getMessage(STREAMS.trades, { last_by_subj: subject });
-    if (!last) return null;
-    return lastTradeIn(last.data) ?? this.lastTradeBefore(subject, last.seq);
-  }
-
-  /**
-   * The newest trade on `subject` stored before sequence `seq` (the newest message there is a
-   * gap mark, which follows the trades that end its gap). Widens a window backwards until it
-   * holds a trade batch, reading the subject's messages in it forward.
-   */
-  private async lastTradeBefore(subject: string, seq: number): Promise<ResumePoint | null> {
-    const { jsm } = this.deps.topo;
-    for (let back = 64; ; back *= 4) {
-      const from = Math.max(1, seq - back);
-      let found: ResumePoint | null = null;
-      for (let cursor = from; ; ) {
-        // MSG.GET with next_by_subj (nats-server 2.9+): the first message on subject at or after seq.
-        const query = { seq: cursor, next_by_subj: subject } as unknown as { seq: number };
-        const m = await jsm.streams.getMessage(STREAMS.trades, query);
-        if (!m || m.seq >= seq) break;
-        found = lastTradeIn(m.data) ?? found;
-        cursor = m.seq + 1;
-      }
-      if (found || from === 1) return found;
-    }
-  }
 }
 
 /** Every symbol's health when there are few; else those in trouble first, up to DETAIL_SYMBOLS. */
@@ -344,13 +294,4 @@ function detailSymbols(all: FeedHealth['symbols']) {
     states,
     omitted: entries.length - DETAIL_SYMBOLS,
   };
-}
-
-/** The last trade of a stored trade batch; undefined for anything else (gap marks, source bars). */
-function lastTradeIn(data: Uint8Array): ResumePoint | undefined {
-  const parsed = decodeJson(data);
-  const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
-  if (!checked?.ok || checked.value.kind !== 'trades') return undefined;
-  const last = checked.value.batch.trades.at(-1);
-  return last ? { id: last.id, ts: last.ts } : undefined;
 }

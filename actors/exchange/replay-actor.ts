@@ -18,7 +18,6 @@ import { parseStoredOptions, type ReplayExchangeOptions } from '../../core/excha
 import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
-import { decodeJson, STREAMS, subjects, validateTradeBatch } from '../../core/protocol/index.ts';
 import { retryFor } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import {
@@ -29,6 +28,7 @@ import {
   type SymbolTrade,
   TRADES_TABLE_DDL,
 } from './replay-source.ts';
+import { lastStoredTrades } from './stored-trades.ts';
 import { TradePublisher } from './trade-publisher.ts';
 
 /** Trades per published message (the TradePublisher splits at the same size). */
@@ -87,7 +87,10 @@ export class ReplayExchangeActor implements ActorBehavior {
 
   async run(ctx: ActorContext): Promise<void> {
     const opts = this.parseOptions();
-    const resume = await retryFor(30_000).execute(() => this.resumePoints(), ctx.signal);
+    const resume: ReadonlyMap<string, ResumeAt> = await retryFor(30_000).execute(
+      () => lastStoredTrades(this.deps.topo.jsm, this.ex, this.symbols),
+      ctx.signal,
+    );
     const progress: Progress = {
       state: 'replaying',
       source: describeSource(opts.source),
@@ -193,21 +196,6 @@ export class ReplayExchangeActor implements ActorBehavior {
         readTradesFromDb(pool, source.exchange, sym, from, to, { pageSize: DB_PAGE_SIZE }),
       ),
     );
-  }
-
-  private async resumePoints(): Promise<Map<string, ResumeAt>> {
-    const out = new Map<string, ResumeAt>();
-    for (const sym of new Set(this.symbols)) {
-      const stored = await this.deps.topo.jsm.streams.getMessage(STREAMS.trades, {
-        last_by_subj: subjects.trade(this.ex, sym),
-      });
-      if (!stored) continue;
-      const parsed = decodeJson(stored.data);
-      const checked = parsed.ok ? validateTradeBatch(parsed.value) : null;
-      const last = checked?.ok ? checked.value.batch.trades.at(-1) : undefined;
-      if (last) out.set(sym, { id: last.id, ts: last.ts });
-    }
-    return out;
   }
 }
 

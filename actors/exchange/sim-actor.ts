@@ -5,9 +5,10 @@
  */
 import type { Config } from '../../core/config.ts';
 import type { Topology } from '../../core/nats.ts';
-import { decodeJson, STREAMS, subjects, validateTradeBatch } from '../../core/protocol/index.ts';
+import type { Trade } from '../../core/protocol/index.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { type SimCursor, SimMarket } from './sim-market.ts';
+import { lastStoredTrades } from './stored-trades.ts';
 import { TradePublisher } from './trade-publisher.ts';
 
 const TICK_MS = 50;
@@ -22,8 +23,9 @@ export class SimExchangeActor implements ActorBehavior {
   async run(ctx: ActorContext): Promise<void> {
     const { topo, cfg } = this.deps;
     const markets = new Map<string, SimMarket>();
+    const stored = await lastStoredTrades(topo.jsm, this.ex, this.symbols);
     for (const sym of this.symbols)
-      markets.set(sym, new SimMarket(cfg.sim.seed, sym, await this.resumePoint(sym)));
+      markets.set(sym, new SimMarket(cfg.sim.seed, sym, simCursor(stored.get(sym))));
     const publisher = new TradePublisher(topo.js, this.ex, ctx.signal, cfg.sim.batchMax);
     const due = new Map<string, number>([...markets.keys()].map((s) => [s, 0]));
     ctx.ready();
@@ -57,16 +59,10 @@ export class SimExchangeActor implements ActorBehavior {
     }
     await publisher.flush().catch(() => {});
   }
+}
 
-  private async resumePoint(sym: string): Promise<SimCursor | undefined> {
-    const stored = await this.deps.topo.jsm.streams.getMessage(STREAMS.trades, {
-      last_by_subj: subjects.trade(this.ex, sym),
-    });
-    if (!stored) return undefined;
-    const parsed = decodeJson(stored.data);
-    const checked = parsed.ok ? validateTradeBatch(parsed.value) : null;
-    const lastTrade = checked?.ok ? checked.value.batch.trades.at(-1) : undefined;
-    if (!lastTrade || !/^\d+$/.test(lastTrade.id)) return undefined;
-    return { id: Number(lastTrade.id), px: lastTrade.px, ts: lastTrade.ts };
-  }
+/** Where a market continues from its last stored trade (the simulator's ids are integers). */
+function simCursor(last: Trade | undefined): SimCursor | undefined {
+  if (!last || !/^\d+$/.test(last.id)) return undefined;
+  return { id: Number(last.id), px: last.px, ts: last.ts };
 }
