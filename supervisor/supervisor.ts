@@ -51,7 +51,8 @@ export class ClusterSupervisor {
   private desiredDirty = true;
   private timer: NodeJS.Timeout | null = null;
   private watcher: { stop(): void } | null = null;
-  private listener: pg.PoolClient | null = null;
+  /** The connection LISTENing for symbol changes, and how to give it back (once). */
+  private listener: { client: pg.PoolClient; release(destroy: boolean): void } | null = null;
   private service: Service | null = null;
   private running = false;
   private reconciling = false;
@@ -160,29 +161,45 @@ export class ClusterSupervisor {
     this.watcher?.stop();
     await this.service?.stop().catch(() => {});
     if (this.listener) {
-      this.listener.removeAllListeners('notification');
-      await this.listener.query('UNLISTEN *').catch(() => {});
-      this.listener.release();
-      this.listener = null;
+      const { client, release } = this.listener;
+      client.removeAllListeners('notification');
+      await client.query('UNLISTEN *').catch(() => {});
+      release(false);
     }
     await this.lease.stop();
   }
 
   private async listen(): Promise<void> {
+    let client: pg.PoolClient;
     try {
-      const client = await this.opts.pool.connect();
-      client.on('notification', () => {
-        this.desiredDirty = true;
-        void this.reconcile();
-      });
-      client.on('error', () => {
-        // The connection died with the database; reconcile() listens again once it is back.
-        if (this.listener === client) this.listener = null;
-        client.release(true);
-      });
-      await client.query('LISTEN tickmesh_symbols');
-      this.listener = client;
+      client = await this.opts.pool.connect();
     } catch (err) {
+      this.opts.log.warn({ err }, 'LISTEN failed; relying on polling');
+      return;
+    }
+    // Released exactly once, whichever comes first: stop(), a connection error (also one that
+    // arrives after stop(), e.g. when the database is dropped), or a failed LISTEN.
+    let released = false;
+    const release = (destroy: boolean) => {
+      if (released) return;
+      released = true;
+      client.removeAllListeners('notification');
+      client.removeListener('error', onError);
+      if (this.listener?.client === client) this.listener = null;
+      client.release(destroy);
+    };
+    // The connection died with the database; reconcile() listens again once it is back.
+    const onError = () => release(true);
+    client.on('error', onError);
+    client.on('notification', () => {
+      this.desiredDirty = true;
+      void this.reconcile();
+    });
+    try {
+      await client.query('LISTEN tickmesh_symbols');
+      this.listener = { client, release };
+    } catch (err) {
+      release(true);
       this.opts.log.warn({ err }, 'LISTEN failed; relying on polling');
     }
   }
