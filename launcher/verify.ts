@@ -21,6 +21,9 @@ export interface SeriesReport {
   exchange: string;
   symbol: string;
   timeframe: string;
+  /** The compared range [from, to): closed buckets wholly covered by the stream (ISO times). */
+  from: string;
+  to: string;
   expected: number;
   stored: number;
   missing: number;
@@ -108,6 +111,8 @@ export async function verifyBars(nc: NatsConnection, pool: Pool, graceMs = 1000)
         exchange,
         symbol,
         timeframe: tf,
+        from: new Date(from).toISOString(),
+        to: new Date(Math.max(from, to)).toISOString(),
         expected: want.length,
         stored: rows.length,
         missing,

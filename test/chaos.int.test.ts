@@ -195,6 +195,9 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     await new Promise((r) => setTimeout(r, 60_000));
     pg = await startEmbeddedPostgres(pgDir, testLog, pgPort);
     expect(Number(new URL(pg.url).port)).toBe(pgPort);
+    // The comparison must reach past every failure above: up to the end of the minute in which
+    // the database came back (at most a minute and a grace away, whatever the wall clock).
+    const coveredTo = Math.ceil(Date.now() / 60_000) * 60_000;
 
     step('6. verifying bars');
     // Let a couple more minutes close, then compare every stored bar with the trade stream.
@@ -205,15 +208,18 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
           const r = await verifyBars(nc, pool, 500);
           const oneMinute = r.filter((x) => x.timeframe === '1m');
           const bad = r.filter((x) => x.missing || x.different || x.extra);
-          return oneMinute.length === 5 && oneMinute.every((x) => x.expected >= 3) && bad.length === 0
+          return oneMinute.length === 5 &&
+            oneMinute.every((x) => x.expected >= 1 && Date.parse(x.to) >= coveredTo) &&
+            bad.length === 0
             ? r
             : null;
         },
-        'stored bars equal to the trade stream',
+        `stored bars equal to the trade stream up to ${new Date(coveredTo).toISOString()}`,
         150_000,
       ).catch(async (e) => {
+        const r = await verifyBars(nc, pool, 500);
         throw new Error(
-          `${e.message}: ${JSON.stringify((await verifyBars(nc, pool, 500)).filter((x) => x.missing || x.different || x.extra))}`,
+          `${e.message}: 1m ${JSON.stringify(r.filter((x) => x.timeframe === '1m'))}; differing ${JSON.stringify(r.filter((x) => x.missing || x.different || x.extra))}`,
         );
       });
       expect(reports.filter((x) => x.timeframe === '1m').every((x) => x.missing === 0 && x.extra === 0)).toBe(
