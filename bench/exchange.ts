@@ -32,7 +32,16 @@ import { systemClock } from '../core/clock.ts';
 import { parseExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
 import { metrics } from '../core/metrics.ts';
 import type { Topology } from '../core/nats.ts';
-import { actorIds, bucketStart, STREAMS, subjects, type Trade } from '../core/protocol/index.ts';
+import {
+  actorIds,
+  bucketStart,
+  encodeJson,
+  msgIds,
+  STREAMS,
+  subjects,
+  type Trade,
+  type TradeBatch,
+} from '../core/protocol/index.ts';
 import { type RoleHandle, startSupervisorRole, startWorkerRole } from '../launcher/roles.ts';
 import { pointAtFakeBinance } from '../test/fakes/fake-binance.ts';
 import {
@@ -116,6 +125,11 @@ export interface ThroughputResult {
   backlogAtEnd: number;
   ceiling: { tradesPerSec: number; msgsPerSec: number; seconds: number };
   pctOfCeiling: number;
+  /**
+   * Raw JetStream publish of the same trades one message each, as the exchange sends them (one
+   * aggTrade per frame): what a publisher that does not batch could reach.
+   */
+  perTradeCeiling: { tradesPerSec: number; trades: number; seconds: number };
   /** ccxt by itself on the same firehose (watchTradesForSymbols, trades counted, nothing else). */
   ccxtAlone: { tradesPerSec: number; seconds: number };
   rssMb: number;
@@ -261,8 +275,43 @@ async function storedBatches(topo: Topology, filter: string): Promise<EncodedBat
 
 /** The same payloads published straight to a scratch stream, as many in flight as the publisher keeps. */
 async function rawCeiling(env: BenchEnv, batches: EncodedBatch[], window: number) {
-  const stream = 'BENCH_EXCEIL';
-  const { jsm, js } = env.topo;
+  const t0 = await scratchStream(env);
+  await publishAll(env.topo.js, batches, window, (b) => b.subject.replace(/^md\.trade\./, 'bench.exceil.'));
+  const seconds = (nowMs() - t0) / 1000;
+  await env.topo.jsm.streams.delete(SCRATCH).catch(() => false);
+  const trades = batches.reduce((s, b) => s + b.trades, 0);
+  return { tradesPerSec: trades / seconds, msgsPerSec: batches.length / seconds, seconds };
+}
+
+/** The first `limit` stored trades published again one message each (same window in flight). */
+async function perTradeCeiling(env: BenchEnv, batches: EncodedBatch[], window: number, limit: number) {
+  const single: EncodedBatch[] = [];
+  for (const b of batches) {
+    const batch = JSON.parse(new TextDecoder().decode(b.data)) as TradeBatch;
+    for (const t of batch.trades) {
+      if (single.length >= limit) break;
+      single.push({
+        sym: batch.sym,
+        subject: b.subject,
+        msgId: msgIds.trades(batch.ex, batch.sym, t.id, t.id),
+        data: encodeJson({ ...batch, trades: [t] }),
+        trades: 1,
+      });
+    }
+  }
+  const t0 = await scratchStream(env);
+  await publishAll(env.topo.js, single, window, (b) => b.subject.replace(/^md\.trade\./, 'bench.exceil.'));
+  const seconds = (nowMs() - t0) / 1000;
+  await env.topo.jsm.streams.delete(SCRATCH).catch(() => false);
+  return { tradesPerSec: single.length / seconds, trades: single.length, seconds };
+}
+
+const SCRATCH = 'BENCH_EXCEIL';
+
+/** A fresh scratch stream for the ceilings; returns the time it was ready. */
+async function scratchStream(env: BenchEnv): Promise<number> {
+  const stream = SCRATCH;
+  const { jsm } = env.topo;
   await jsm.streams.delete(stream).catch(() => false);
   await jsm.streams.add({
     name: stream,
@@ -272,12 +321,7 @@ async function rawCeiling(env: BenchEnv, batches: EncodedBatch[], window: number
     discard: DiscardPolicy.Old,
     duplicate_window: nanos(5 * 60_000),
   });
-  const t0 = nowMs();
-  await publishAll(js, batches, window, (b) => b.subject.replace(/^md\.trade\./, 'bench.exceil.'));
-  const seconds = (nowMs() - t0) / 1000;
-  await jsm.streams.delete(stream).catch(() => false);
-  const trades = batches.reduce((s, b) => s + b.trades, 0);
-  return { tradesPerSec: trades / seconds, msgsPerSec: batches.length / seconds, seconds };
+  return nowMs();
 }
 
 // ---------------------------------------------------------------- CPU profile
@@ -403,7 +447,7 @@ async function ccxtAlone(symbols: string[], warmupSec: number, seconds: number) 
 
 async function runThroughput(
   env: BenchEnv,
-  o: { symbols: string[]; warmupSec: number; seconds: number; profile: boolean },
+  o: { symbols: string[]; warmupSec: number; seconds: number; profile: boolean; quick: boolean },
 ): Promise<ThroughputResult> {
   const ex = 'benchccxt';
   const fake = await spawnFakeBinance();
@@ -440,6 +484,9 @@ async function runThroughput(
     if (stored !== emitted) throw new Error(`TRADES holds ${stored} trades of ${emitted} sent`);
     progress('ccxt throughput', `raw ceiling: the ${fmtInt(batches.length)} stored payloads published again`);
     const ceiling = await rawCeiling(env, batches, 256);
+    const single = Math.min(stored, o.quick ? 100_000 : 300_000);
+    progress('ccxt throughput', `raw ceiling: ${fmtInt(single)} of those trades published one message each`);
+    const perTrade = await perTradeCeiling(env, batches, 256, single);
     progress('ccxt throughput', 'ccxt alone on the same firehose (parsing ceiling)');
     const alone = await ccxtAlone(o.symbols, o.warmupSec, o.seconds);
     const tradesPerSec = window.trades / window.seconds;
@@ -452,6 +499,7 @@ async function runThroughput(
       backlogAtEnd: window.backlog,
       ceiling,
       pctOfCeiling: (100 * tradesPerSec) / ceiling.tradesPerSec,
+      perTradeCeiling: perTrade,
       ccxtAlone: alone,
       rssMb,
       ...(profile ? { profile } : {}),
@@ -758,6 +806,7 @@ export async function runExchangeBench(
       warmupSec: quick ? 3 : 5,
       seconds: quick ? 10 : 30,
       profile: opts.profile ?? false,
+      quick,
     });
   });
   await attempt('repair', async () => {
@@ -796,6 +845,14 @@ export function exchangeRows(r: ExchangeBenchResult, ceiling: CeilingResult | nu
         pct: fmtPct(t.tradesPerSec, t.ceiling.tradesPerSec),
         target: `≥ ${fmtInt(EXCHANGE_TARGETS.tradesPerSec)}/s and ≥ ${EXCHANGE_TARGETS.pctOfCeiling} %`,
         verdict: okRate && okPct ? 'pass' : `FAIL (${failed})`,
+      }),
+    );
+    rows.push(
+      row({
+        metric: 'ccxt actor vs raw JetStream publish of one message per trade (as the exchange sends them)',
+        ours: fmtRate(t.tradesPerSec, ' trades/s'),
+        ceiling: `${fmtRate(t.perTradeCeiling.tradesPerSec, ' trades/s')} (${fmtInt(t.perTradeCeiling.trades)} trades)`,
+        pct: fmtPct(t.tradesPerSec, t.perTradeCeiling.tradesPerSec),
       }),
     );
     rows.push(
