@@ -47,6 +47,15 @@ describe('exchanges file', () => {
     expect(() =>
       parseExchangesFile('exchanges:\n  b:\n    kind: replay\n    source: { type: file }\n'),
     ).toThrow(/source\.path/);
+    expect(() =>
+      parseExchangesFile('exchanges:\n  y:\n    kind: yahoo\n    dataDelayMs: { LSE: 900000 }\n'),
+    ).toThrow(/LSE/);
+    expect(() =>
+      parseExchangesFile('exchanges:\n  y:\n    kind: yahoo\n    dataDelayMs: { BIST: -1 }\n'),
+    ).toThrow(/dataDelayMs\.BIST/);
+    expect(
+      parseExchangesFile('exchanges:\n  y:\n    kind: yahoo\n    dataDelayMs: { BIST: 0 }\n').exchanges.y,
+    ).toMatchObject({ dataDelayMs: { BIST: 0 } });
   });
 
   describe('sync into the database', () => {

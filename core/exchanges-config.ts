@@ -88,6 +88,20 @@ const yahooSchema = z
     pollIntervalMs: ms.default(60_000),
     breaker: breakerSchema.default({ failures: 5, halfOpenAfterMs: 30_000 }),
     backoff: backoffSchema.default({ initialMs: 1000, maxMs: 5 * 60_000 }),
+    /**
+     * How far behind real time Yahoo serves a market, per calendar (default: BIST 15 min, the
+     * others 0); bars count as complete that much later.
+     */
+    dataDelayMs: z
+      .object({
+        NYSE: z.number().int().min(0),
+        NASDAQ: z.number().int().min(0),
+        BIST: z.number().int().min(0),
+        '24x7': z.number().int().min(0),
+      })
+      .partial()
+      .strict()
+      .optional(),
   })
   .strict();
 

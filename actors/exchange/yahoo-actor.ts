@@ -112,6 +112,7 @@ export class YahooExchangeActor implements ActorBehavior {
         log: ctx.log,
         yahoo,
         since,
+        ...(opts.dataDelayMs ? { delayMs: opts.dataDelayMs } : {}),
         backoff: new ExponentialBackoff({
           initialDelay: opts.backoff.initialMs,
           maxDelay: opts.backoff.maxMs,

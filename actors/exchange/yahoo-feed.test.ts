@@ -6,7 +6,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../core/clock.ts';
 import { createLogger } from '../../core/log.ts';
 import { SCHEMA_VERSION, validateFeedMessage } from '../../core/protocol/index.ts';
-import { type FakeCandle, type FakeYahoo, startFakeYahoo } from '../../test/fakes/fake-yahoo.ts';
+import {
+  type FakeCandle,
+  type FakeYahoo,
+  type FakeYahooOptions,
+  startFakeYahoo,
+} from '../../test/fakes/fake-yahoo.ts';
 import { parseRetryAfter, type SourceBar, YahooFeed, type YahooFeedOptions } from './yahoo-feed.ts';
 
 const MIN = 60_000;
@@ -56,9 +61,10 @@ async function harness(
   candles: Record<string, FakeCandle[]>,
   opts: Partial<YahooFeedOptions> = {},
   setup?: (fake: FakeYahoo) => void,
+  fakeOpts: FakeYahooOptions = {},
 ): Promise<Harness> {
   const clock = new FakeClock(start);
-  const fake = await startFakeYahoo({ now: () => clock.now() });
+  const fake = await startFakeYahoo({ now: () => clock.now(), ...fakeOpts });
   for (const [sym, ks] of Object.entries(candles)) fake.setSeries(sym, ks);
   setup?.(fake);
   const got = new Map<string, SourceBar[]>();
@@ -183,38 +189,67 @@ describe('YahooFeed', () => {
     });
   });
 
-  it('idles THYAO.IS outside 10:00–18:00 Istanbul with zero requests, then resumes', async () => {
+  it('follows THYAO.IS 15 minutes behind, as Yahoo serves BIST, and idles it outside 10:00–18:00 Istanbul', async () => {
     const close = utc('2025-03-11T15:00:00Z'); // 18:00 Istanbul (UTC+3)
     const nextOpen = utc('2025-03-12T07:00:00Z');
-    const candles = [...series(close - 10 * MIN, 10), ...series(nextOpen, 10)];
+    const delay = 15 * MIN;
+    const candles = [...series(close - 30 * MIN, 30), ...series(nextOpen, 30)];
     const h = await harness(
-      close - 10 * MIN,
+      close - 30 * MIN,
       ['THYAO.IS', 'BTC-USD'],
       {
         'THYAO.IS': candles,
-        'BTC-USD': series(close - 10 * MIN, 60 * 17),
+        'BTC-USD': series(close - 30 * MIN, 60 * 17),
       },
-      { since: close - 10 * MIN },
+      { since: close - 30 * MIN },
     );
-    await h.runTo(close + 5 * MIN);
+    // In the session: only the minutes complete 15 minutes ago, never Yahoo's delayed forming
+    // minute (its partial values would differ from the series).
+    await h.runTo(close - 5 * MIN + 30_000);
+    expect(h.feed.health()['THYAO.IS']).toMatchObject({ calendar: 'BIST', delayMs: delay, state: 'polling' });
+    expect(h.feed.health()['BTC-USD']!.delayMs).toBe(0);
+    expect(h.got.get('THYAO.IS')).toEqual(completedAt(candles, close - 5 * MIN + 30_000 - delay));
+    expect(h.got.get('THYAO.IS')).toHaveLength(10); // 17:30 … 17:39 Istanbul
+    // After the close the feed waits for the delayed last minute before its final poll.
+    await h.runTo(close + 10 * MIN);
+    expect(h.feed.health()['THYAO.IS']!.state).toBe('polling');
+    await h.runTo(close + delay + 5 * MIN);
     expect(h.feed.health()['THYAO.IS']).toMatchObject({
-      calendar: 'BIST',
       state: 'market-closed',
       closedReason: 'after-close',
       nextOpen,
+      lastBarT: close - MIN,
     });
+    expect(h.got.get('THYAO.IS')).toEqual(completedAt(candles, close + MIN));
     const atClose = h.fake.counters.chartBySymbol['THYAO.IS']!;
     // The night, in bigger steps: the crypto symbol keeps polling, the BIST one sleeps.
     await h.runTo(nextOpen - MIN, 5 * MIN);
     expect(h.fake.counters.chartBySymbol['THYAO.IS']).toBe(atClose);
     expect(h.fake.counters.chartBySymbol['BTC-USD']).toBeGreaterThan(100);
     expect(h.feed.health()['BTC-USD']).toMatchObject({ calendar: '24x7', state: 'polling' });
-    await h.runTo(nextOpen + 5 * MIN + 5000);
+    await h.runTo(nextOpen + delay + 5 * MIN + 5000);
     expect(h.fake.counters.chartBySymbol['THYAO.IS']).toBeGreaterThan(atClose);
     const got = h.got.get('THYAO.IS')!;
     expect(got).toEqual(completedAt(candles, nextOpen + 5 * MIN + 5000));
-    expect(got.length).toBe(15); // ten before the close, five after the open
+    expect(got.length).toBe(35); // thirty before the close, five after the open
     expect(h.feed.health()['THYAO.IS']!.state).toBe('polling');
+  });
+
+  it('takes a delayed market in real time when told its data is not delayed', async () => {
+    const open = utc('2025-03-11T07:00:00Z');
+    const candles = series(open, 60);
+    const h = await harness(
+      open,
+      ['THYAO.IS'],
+      { 'THYAO.IS': candles },
+      { since: open, delayMs: { BIST: 0 } },
+      undefined,
+      { realTime: true },
+    );
+    await h.runTo(open + 10 * MIN + 5000);
+    expect(h.feed.health()['THYAO.IS']!.delayMs).toBe(0);
+    expect(h.got.get('THYAO.IS')).toEqual(completedAt(candles, open + 10 * MIN + 5000));
+    expect(h.got.get('THYAO.IS')).toHaveLength(10);
   });
 
   it('backs off on 5xx and recovers without missing a bar', async () => {

@@ -10,7 +10,10 @@
  *   back: Yahoo keeps 1m data for 30 days and serves 8 days per request).
  * - Yahoo's last 1m row is the forming minute (stamped with the current second); a bar is
  *   emitted only once its minute has ended (+ `settleMs` for Yahoo's own processing lag). Rows
- *   with a null price are skipped. Each symbol re-fetches from its last emitted bar, so a failed
+ *   with a null price are skipped.
+ * - Delayed markets: Yahoo serves some exchanges late (Borsa Istanbul by 15 minutes), so there
+ *   the forming minute is the one `delayMs` ago. A bar counts as complete only once its minute
+ *   has ended `delayMs` + `settleMs` ago, and the after-close poll waits as long. Each symbol re-fetches from its last emitted bar, so a failed
  *   poll loses nothing: the next successful one returns the missed minutes.
  * - Errors back off with cockatiel's decorrelated-jitter exponential backoff; a 429's
  *   Retry-After is a lower bound on the wait. A consecutive-failure breaker (cockatiel's
@@ -29,6 +32,14 @@ import { MAX_TRADES_PER_BATCH, type SourceBar } from '../../core/protocol/index.
 const MINUTE = 60_000;
 /** Yahoo serves 1m data for the last 30 days, at most 8 days per request; stay inside both. */
 const MAX_LOOKBACK_MS = 7 * 86_400_000;
+
+/** How far behind real time Yahoo's free data for a market is (its `exchangeDataDelayedBy`). */
+export const YAHOO_DATA_DELAY_MS: Readonly<Record<Calendar, number>> = Object.freeze({
+  NYSE: 0,
+  NASDAQ: 0,
+  BIST: 15 * MINUTE,
+  '24x7': 0,
+});
 const FINAL_POLL_ATTEMPTS = 5;
 
 export type { SourceBar };
@@ -56,8 +67,11 @@ export interface YahooFeedOptions {
   since?: number | Readonly<Record<string, number>>;
   /** A minute counts as complete this long after it ends (Yahoo finishes a bar late). Default 2 s. */
   settleMs?: number;
-  /** Extra wait before the after-close poll, for delayed feeds (BIST on Yahoo: 15 min). Default 0. */
-  afterCloseMs?: number;
+  /**
+   * How far behind real time Yahoo serves each calendar's bars; missing calendars fall back to
+   * YAHOO_DATA_DELAY_MS (BIST 15 min, the others 0).
+   */
+  delayMs?: Partial<Record<Calendar, number>>;
   /** Delays after consecutive failures; default exponential with decorrelated jitter, 1 s … 60 s. */
   backoff?: IBackoffFactory<unknown>;
   /** Consecutive failures that open a symbol's circuit. Default 5. */
@@ -72,6 +86,8 @@ export type CircuitName = 'closed' | 'open' | 'half-open';
 export interface SymbolFeedHealth {
   symbol: string;
   calendar: Calendar;
+  /** How far behind real time Yahoo serves this symbol (bars count as complete this much later). */
+  delayMs: number;
   state: FeedState;
   circuit: CircuitName;
   /** Why the market is closed, while `state` is market-closed. */
@@ -117,7 +133,6 @@ export class YahooFeed {
   private readonly runs = new Map<string, SymbolRun>();
   private started = false;
   private readonly settleMs: number;
-  private readonly afterCloseMs: number;
   private readonly backoffFactory: IBackoffFactory<unknown>;
   private readonly halfOpenAfterMs: number;
 
@@ -127,7 +142,6 @@ export class YahooFeed {
   ) {
     if (!(opts.pollIntervalMs > 0)) throw new Error('pollIntervalMs must be > 0');
     this.settleMs = opts.settleMs ?? 2000;
-    this.afterCloseMs = opts.afterCloseMs ?? 0;
     this.backoffFactory = opts.backoff ?? new ExponentialBackoff({ initialDelay: 1000, maxDelay: 60_000 });
     this.halfOpenAfterMs = opts.halfOpenAfterMs ?? 60_000;
     const now = opts.clock.now();
@@ -141,6 +155,7 @@ export class YahooFeed {
         health: {
           symbol,
           calendar,
+          delayMs: opts.delayMs?.[calendar] ?? YAHOO_DATA_DELAY_MS[calendar],
           state: 'starting',
           circuit: 'closed',
           closedReason: null,
@@ -210,7 +225,7 @@ export class YahooFeed {
       }
       if (run.finalPollDue && run.finalAttempts < FINAL_POLL_ATTEMPTS) {
         // One more request after the close, once the last minute has completed.
-        const due = (run.sessionClose ?? now) + this.settleMs + this.afterCloseMs;
+        const due = (run.sessionClose ?? now) + this.settleMs + h.delayMs;
         if (now < due) {
           await this.sleep(due - now, signal);
           continue;
@@ -352,7 +367,7 @@ export class YahooFeed {
     for (const q of quotes) {
       const ts = q.date.getTime();
       const t = Math.floor(ts / MINUTE) * MINUTE;
-      if (t < run.nextBarT || t + MINUTE + this.settleMs > now) continue;
+      if (t < run.nextBarT || t + MINUTE + this.settleMs + run.health.delayMs > now) continue;
       const { open: o, high, low, close: c } = q;
       if (o === null || high === null || low === null || c === null) continue;
       if (![o, high, low, c].every((x) => Number.isFinite(x) && x > 0)) continue;

@@ -7,7 +7,9 @@
  *   time zone, regularMarketPrice, currentTradingPeriod, tradingPeriods…), `timestamp[]` in epoch
  *   seconds and `indicators.quote[0].{open,high,low,close,volume}` with nulls where the series
  *   has them. Completed minutes up to the fake's now, plus Yahoo's forming last minute: partial
- *   values stamped with the current second (not minute-aligned), as Yahoo does.
+ *   values stamped with the current second (not minute-aligned), as Yahoo does. Delayed markets
+ *   (Borsa Istanbul: 15 min, as `exchangeDataDelayedBy` says) are served as of that long ago,
+ *   so their forming minute is the one 15 minutes back (`realTime` turns the delay off).
  * - the crumb dance of quote(): `GET https://finance.yahoo.com/quote/AAPL` (redirect: manual)
  *   sets the A1/A3 session cookies (or, with `consent: true`, redirects through the EU consent
  *   pages on guce.yahoo.com / consent.yahoo.com first), then
@@ -106,6 +108,8 @@ export interface FakeYahooOptions {
   start?: number;
   /** Send the crumb flow through the EU consent pages (guce/consent.yahoo.com). */
   consent?: boolean;
+  /** Serve every market without Yahoo's delay (as a real-time data subscription would). */
+  realTime?: boolean;
 }
 
 const MINUTE = 60_000;
@@ -431,8 +435,10 @@ export async function startFakeYahoo(opts: FakeYahooOptions = {}): Promise<FakeY
   }
 
   function chartOf(symbol: string, candles: readonly FakeCandle[], p1: number, p2: number, prePost: boolean) {
-    const at = now();
     const inst = instrumentOf(symbol);
+    // A delayed market's data (and its forming minute) is as of `delayMin` ago.
+    const real = now();
+    const at = real - (opts.realTime ? 0 : inst.delayMin * MINUTE);
     const cal = inst.calendar;
     const keep = (t: number) => t >= p1 * 1000 && t < p2 * 1000 && (prePost || marketState(cal, t).open);
     const timestamp: number[] = [];
@@ -469,10 +475,10 @@ export async function startFakeYahoo(opts: FakeYahooOptions = {}): Promise<FakeY
       }
       if (close.at(-1) != null) last = close.at(-1)!;
     }
-    const session = currentSession(cal, at);
-    const periods = periodsOf(cal, session, at);
+    const session = currentSession(cal, real);
+    const periods = periodsOf(cal, session, real);
     const days: ReturnType<typeof periodsOf>[] = [];
-    for (let d = p1 * 1000; d < Math.min(p2 * 1000, at + 86_400_000); d += 86_400_000) {
+    for (let d = p1 * 1000; d < Math.min(p2 * 1000, real + 86_400_000); d += 86_400_000) {
       const td = tradingDay(cal, exchangeDate(cal, d));
       if (td.trading && !days.some((x) => x.regular.start === td.session.open / 1000))
         days.push(periodsOf(cal, td.session, d));
@@ -488,8 +494,8 @@ export async function startFakeYahoo(opts: FakeYahooOptions = {}): Promise<FakeY
       firstTradeDate: 345479400,
       regularMarketTime: Math.floor(at / 1000),
       hasPrePostMarketData: cal === 'NYSE' || cal === 'NASDAQ',
-      gmtoffset: zoneOffset(tz, at) / 1000,
-      timezone: zoneAbbreviation(cal, at),
+      gmtoffset: zoneOffset(tz, real) / 1000,
+      timezone: zoneAbbreviation(cal, real),
       exchangeTimezoneName: tz,
       regularMarketPrice: last ?? candles.find((k) => k.c !== null)?.c ?? 0,
       fiftyTwoWeekHigh: prices.length ? Math.max(...prices) : 0,
