@@ -28,6 +28,7 @@ import { startSystem, storedBars, type TestSystem } from './support/system.ts';
 import { storedFeed } from './support/trades.ts';
 
 const MIN = 60_000;
+const DAY = 86_400_000;
 const utc = (iso: string) => Date.parse(iso);
 const NYSE_OPEN = utc('2025-03-11T13:30:00Z');
 const BIST_OPEN = utc('2025-03-11T07:00:00Z');
@@ -273,5 +274,49 @@ describe('yahoo exchange', () => {
         if (i > 0) expect(t).toBeGreaterThan(times[i - 1]!);
       });
     }
+  });
+
+  it('a worker back after ten days marks what Yahoo no longer serves as a gap, once, and resumes after it', async () => {
+    await using topo = await topology(sys.cfg);
+    const subject = subjects.trade('yahoo', 'AAPL');
+    const lastBefore = (await publishedBars(topo, 'AAPL')).flat().at(-1)!.t;
+    await worker?.stop();
+    // Ten days later, 14:00 UTC on a Friday: NYSE open since 13:30 with new bars.
+    const back = NYSE_OPEN + 10 * DAY;
+    fake.setSeries('AAPL', [...AAPL, ...series(back, 60, 230)]);
+    clock.anchor(back + 30 * MIN);
+    await startWorker();
+    const feed = await eventually(async () => {
+      const msgs = await storedFeed(topo, subject);
+      return msgs.some((m) => m.kind === 'gap') ? msgs : null;
+    }, 'a gap mark for AAPL');
+    const at = feed.findIndex((m) => m.kind === 'gap');
+    const mark = feed[at]!;
+    if (mark.kind !== 'gap') throw new Error('not a gap mark');
+    // From the minute after the last bar to the oldest minute Yahoo still serves (7 days back).
+    expect(mark.mark.gap.from).toBe(lastBefore + MIN);
+    expect(mark.mark.gap.to).toBeGreaterThanOrEqual(back + 30 * MIN - 7 * DAY);
+    expect(mark.mark.gap.to).toBeLessThan(back + 32 * MIN - 7 * DAY);
+    // The bars of the new session were published before the mark.
+    const newBars = feed.slice(0, at).flatMap((m) => (m.kind === 'bars' ? m.batch.bars : []));
+    expect(newBars.some((b) => b.t >= back)).toBe(true);
+    const health = await eventually(async () => {
+      const h = await exchangeHealth(topo);
+      return (h?.detail?.symbols?.AAPL as { gaps?: number } | undefined)?.gaps === 1 ? h : null;
+    }, 'the gap in health');
+    const lastBar = health.detail!.symbols!.AAPL!.lastBarT!;
+    expect(lastBar).toBeGreaterThanOrEqual(back);
+
+    // A restart now resumes after the newest bar, past the mark: no second mark.
+    const requestsBefore = fake.requests.length;
+    await worker?.stop();
+    await startWorker();
+    await eventually(
+      async () => fake.requests.slice(requestsBefore).find((r) => r.symbol === 'AAPL') ?? null,
+      'AAPL polled again',
+    );
+    const resumed = fake.requests.slice(requestsBefore).find((r) => r.symbol === 'AAPL')!;
+    expect(Number(resumed.query.period1) * 1000).toBeGreaterThan(lastBar);
+    expect((await storedFeed(topo, subject)).filter((m) => m.kind === 'gap')).toHaveLength(1);
   });
 });

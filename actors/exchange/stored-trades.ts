@@ -1,20 +1,42 @@
 /**
- * Where an exchange actor resumes: the newest trade of a symbol already stored in TRADES. The
- * newest message on a subject may be a gap mark (it follows the trades that end its gap) or a
- * source-bar batch; the lookup then reads backwards to the newest trade batch.
+ * Where an exchange actor resumes: the newest trade (or source bar) of a symbol already stored in
+ * TRADES. The newest message on a subject may be a gap mark (it follows the data that ends its
+ * gap) or another kind of batch; the lookup then reads backwards to the newest message that has
+ * what it looks for.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { decodeJson, STREAMS, subjects, type Trade, validateFeedMessage } from '../../core/protocol/index.ts';
+import {
+  decodeJson,
+  type FeedMessage,
+  STREAMS,
+  subjects,
+  type Trade,
+  validateFeedMessage,
+} from '../../core/protocol/index.ts';
 
 /** Symbols looked up concurrently (one stream lookup each). */
 const LOOKUP_CONCURRENCY = 16;
 
 /** The newest trade of `sym` on exchange `ex` stored in TRADES, or null when there is none. */
-export async function lastStoredTrade(jsm: JetStreamManager, ex: string, sym: string): Promise<Trade | null> {
-  const subject = subjects.trade(ex, sym);
+export function lastStoredTrade(jsm: JetStreamManager, ex: string, sym: string): Promise<Trade | null> {
+  return lastStored(jsm, subjects.trade(ex, sym), (m) =>
+    m.kind === 'trades' ? m.batch.trades.at(-1) : undefined,
+  );
+}
+
+/**
+ * What `pick` finds in the newest stored message on `subject` for which it finds anything (it
+ * sees each message as a validated FeedMessage; unreadable messages are passed over). Null when
+ * no message has it.
+ */
+export async function lastStored<T>(
+  jsm: JetStreamManager,
+  subject: string,
+  pick: (m: FeedMessage) => T | undefined,
+): Promise<T | null> {
   const last = await jsm.streams.getMessage(STREAMS.trades, { last_by_subj: subject });
   if (!last) return null;
-  return lastTradeIn(last.data) ?? lastTradeBefore(jsm, subject, last.seq);
+  return pickIn(last.data, pick) ?? pickBefore(jsm, subject, last.seq, pick);
 }
 
 /** lastStoredTrade of every symbol that has one (duplicates looked up once). */
@@ -37,29 +59,34 @@ export async function lastStoredTrades(
 }
 
 /**
- * The newest trade on `subject` stored before sequence `seq`. Widens a window backwards until
- * it holds a trade batch, reading the subject's messages in it forward.
+ * What `pick` finds in the newest message on `subject` stored before sequence `seq`. Widens a
+ * window backwards until a message in it has something, reading the subject's messages in it
+ * forward.
  */
-async function lastTradeBefore(jsm: JetStreamManager, subject: string, seq: number): Promise<Trade | null> {
+async function pickBefore<T>(
+  jsm: JetStreamManager,
+  subject: string,
+  seq: number,
+  pick: (m: FeedMessage) => T | undefined,
+): Promise<T | null> {
   for (let back = 64; ; back *= 4) {
     const from = Math.max(1, seq - back);
-    let found: Trade | null = null;
+    let found: T | undefined;
     for (let cursor = from; ; ) {
       // MSG.GET with next_by_subj (nats-server 2.9+): the first message on subject at or after seq.
       const query = { seq: cursor, next_by_subj: subject } as unknown as { seq: number };
       const m = await jsm.streams.getMessage(STREAMS.trades, query);
       if (!m || m.seq >= seq) break;
-      found = lastTradeIn(m.data) ?? found;
+      found = pickIn(m.data, pick) ?? found;
       cursor = m.seq + 1;
     }
-    if (found || from === 1) return found;
+    if (found !== undefined) return found;
+    if (from === 1) return null;
   }
 }
 
-/** The last trade of a stored trade batch; undefined for anything else (gap marks, source bars). */
-function lastTradeIn(data: Uint8Array): Trade | undefined {
+function pickIn<T>(data: Uint8Array, pick: (m: FeedMessage) => T | undefined): T | undefined {
   const parsed = decodeJson(data);
   const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
-  if (!checked?.ok || checked.value.kind !== 'trades') return undefined;
-  return checked.value.batch.trades.at(-1);
+  return checked?.ok ? pick(checked.value) : undefined;
 }

@@ -5,9 +5,10 @@
  * `<ex>:<sym>:bars:<firstT>-<lastT>`; a failed publish is retried with the same id until it
  * lands or the actor stops, and the feed hands on nothing new for that symbol meanwhile.
  *
- * Resume: the last message of each symbol's subject in TRADES names the last minute published;
- * the feed starts at the minute after it, so a restart neither re-fetches nor skips a bar
- * (within Yahoo's reach: it keeps 1m data for a limited time, see yahoo-feed.ts).
+ * Resume: the newest bar batch of each symbol's subject in TRADES names the last minute
+ * published; the feed starts at the minute after it, so a restart neither re-fetches nor skips a
+ * bar. Minutes older than Yahoo still serves (see yahoo-feed.ts) are published as a GapMark after
+ * the bars that follow them, so the symbol actor marks the bars they touch incomplete.
  *
  * Health: the feed's per-symbol state (`polling`, `backoff`, `market-closed` with its reason and
  * next open, circuit, last error, counts) goes into the actor's health detail every couple of
@@ -22,19 +23,18 @@ import type { Logger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
 import {
-  decodeJson,
   encodeJson,
+  type GapMark,
   msgIds,
   SCHEMA_VERSION,
   type SourceBar,
   type SourceBarBatch,
-  STREAMS,
   subjects,
-  validateFeedMessage,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { FeedMetrics } from './feed-health.ts';
+import { lastStored } from './stored-trades.ts';
 import { type SymbolFeedHealth, type YahooClient, YahooFeed } from './yahoo-feed.ts';
 
 const MINUTE = 60_000;
@@ -136,6 +136,17 @@ export class YahooExchangeActor implements ActorBehavior {
           // The feed records the bars as emitted once this returns: report after that.
           setImmediate(report);
         },
+        onGap: async (sym, gap) => {
+          const mark: GapMark = { v: SCHEMA_VERSION, ex: this.ex, sym, gap };
+          const msgID = msgIds.trades(this.ex, sym, `gap:${gap.from}`, String(gap.to));
+          await publishPolicy.execute(
+            () => js.publish(subjects.trade(this.ex, sym), encodeJson(mark), { msgID }),
+            ctx.signal,
+          );
+          metrics.feedGaps.inc({ exchange: this.ex, symbol: sym });
+          ctx.log.warn({ symbol: sym, gap }, "minutes beyond Yahoo's reach: gap mark published");
+          setImmediate(report);
+        },
       },
     );
 
@@ -187,23 +198,25 @@ export class YahooExchangeActor implements ActorBehavior {
     return out;
   }
 
+  /**
+   * The minute after the newest stored bar (or trade) of `sym`, and never inside a window a gap
+   * mark has declared lost (the mark follows the bars after its window).
+   */
   private async resumePoint(sym: string): Promise<number | null> {
-    const stored = await this.deps.topo.jsm.streams.getMessage(STREAMS.trades, {
-      last_by_subj: subjects.trade(this.ex, sym),
+    let lostUntil = Number.NEGATIVE_INFINITY;
+    const next = await lastStored(this.deps.topo.jsm, subjects.trade(this.ex, sym), (m) => {
+      if (m.kind === 'bars') {
+        const last = m.batch.bars.at(-1);
+        return last ? last.t + MINUTE : undefined;
+      }
+      if (m.kind === 'trades') {
+        const last = m.batch.trades.at(-1);
+        return last ? Math.floor(last.ts / MINUTE) * MINUTE + MINUTE : undefined;
+      }
+      lostUntil = Math.max(lostUntil, Math.ceil(m.mark.gap.to / MINUTE) * MINUTE);
+      return undefined;
     });
-    if (!stored) return null;
-    const parsed = decodeJson(stored.data);
-    const checked = parsed.ok ? validateFeedMessage(parsed.value) : null;
-    if (!checked?.ok) return null;
-    const feed = checked.value;
-    if (feed.kind === 'bars') {
-      const last = feed.batch.bars.at(-1);
-      return last ? last.t + MINUTE : null;
-    }
-    if (feed.kind === 'trades') {
-      const last = feed.batch.trades.at(-1);
-      return last ? Math.floor(last.ts / MINUTE) * MINUTE + MINUTE : null;
-    }
-    return Math.ceil(feed.mark.gap.to / MINUTE) * MINUTE;
+    if (next === null) return Number.isFinite(lostUntil) ? lostUntil : null;
+    return Math.max(next, lostUntil);
   }
 }

@@ -46,8 +46,10 @@ interface Harness {
   fake: FakeYahoo;
   feed: YahooFeed;
   got: Map<string, SourceBar[]>;
-  /** Sizes of the sink calls, per symbol. */
-  calls: Map<string, number[]>;
+  /** Sizes of the sink calls, per symbol ('gap' for a lost window). */
+  calls: Map<string, (number | 'gap')[]>;
+  /** Lost windows reported, per symbol. */
+  gaps: Map<string, { from: number; to: number }[]>;
   /** Advances the clock to `until` in steps, letting the feed finish its requests after each. */
   runTo(until: number, stepMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -62,13 +64,16 @@ async function harness(
   opts: Partial<YahooFeedOptions> = {},
   setup?: (fake: FakeYahoo) => void,
   fakeOpts: FakeYahooOptions = {},
+  /** The first this many onGap calls of the sink fail. */
+  failGaps = 0,
 ): Promise<Harness> {
   const clock = new FakeClock(start);
   const fake = await startFakeYahoo({ now: () => clock.now(), ...fakeOpts });
   for (const [sym, ks] of Object.entries(candles)) fake.setSeries(sym, ks);
   setup?.(fake);
   const got = new Map<string, SourceBar[]>();
-  const calls = new Map<string, number[]>();
+  const calls = new Map<string, (number | 'gap')[]>();
+  const gaps = new Map<string, { from: number; to: number }[]>();
   const feed = new YahooFeed(
     { symbols, pollIntervalMs: MIN, clock, log, yahoo: fake.client(), ...opts },
     {
@@ -80,6 +85,11 @@ async function harness(
         expect(checked.ok && checked.value.kind === 'bars' && checked.value.rejected).toEqual([]);
         got.set(symbol, [...(got.get(symbol) ?? []), ...bars]);
         calls.set(symbol, [...(calls.get(symbol) ?? []), bars.length]);
+      },
+      async onGap(symbol, gap) {
+        if (failGaps-- > 0) throw new Error('gap not stored');
+        gaps.set(symbol, [...(gaps.get(symbol) ?? []), { from: gap.from, to: gap.to }]);
+        calls.set(symbol, [...(calls.get(symbol) ?? []), 'gap']);
       },
     },
   );
@@ -95,6 +105,7 @@ async function harness(
     feed,
     got,
     calls,
+    gaps,
     async runTo(until, stepMs = 10_000) {
       while (clock.now() < until) {
         clock.advance(Math.min(stepMs, until - clock.now()));
@@ -380,17 +391,57 @@ describe('YahooFeed', () => {
     }
   });
 
-  it('backfills at most a week, handing it on in protocol-sized chunks', async () => {
+  it('backfills at most a week, handing it on in protocol-sized chunks, and reports the rest as lost', async () => {
     const now = utc('2025-03-15T12:00:00Z'); // a Saturday: crypto trades, NYSE does not
-    const week = series(now - 10 * 86_400_000, 10 * 1440); // ten days of history
-    const h = await harness(now, ['BTC-USD'], { 'BTC-USD': week }, { since: 0 });
+    const DAY = 86_400_000;
+    const week = series(now - 10 * DAY, 10 * 1440); // ten days of history
+    // Resuming after ten days away: the first three are beyond what Yahoo serves.
+    const h = await harness(now, ['BTC-USD'], { 'BTC-USD': week }, { since: now - 10 * DAY });
     const got = h.got.get('BTC-USD')!;
     const first = Number(h.fake.requests[0]!.query.period1) * 1000;
-    expect(first).toBe(now - 7 * 86_400_000);
+    expect(first).toBe(now - 7 * DAY);
     expect(got).toEqual(completedAt(week, now).filter((b) => b.t >= first));
     expect(got.length).toBe(7 * 1440 - 1); // the 11:59 minute is still settling at 12:00:00
-    expect(h.calls.get('BTC-USD')).toEqual([5000, 5000, 79]);
-    expect(h.feed.health()['BTC-USD']).toMatchObject({ bars: got.length, state: 'polling' });
+    // The lost window once, after the bars that follow it (so they exist when it is applied).
+    expect(h.calls.get('BTC-USD')).toEqual([5000, 5000, 79, 'gap']);
+    expect(h.gaps.get('BTC-USD')).toEqual([{ from: now - 10 * DAY, to: first }]);
+    expect(h.feed.health()['BTC-USD']).toMatchObject({ bars: got.length, gaps: 1, state: 'polling' });
+    await h.runTo(now + 3 * MIN);
+    expect(h.gaps.get('BTC-USD')).toHaveLength(1);
+  });
+
+  it('retries a lost window the sink did not take, without widening it over the bars since', async () => {
+    const DAY = 86_400_000;
+    const now = utc('2025-03-15T12:00:00Z');
+    const history = series(now - 9 * DAY, 9 * 1440 + 10);
+    const h = await harness(
+      now,
+      ['BTC-USD'],
+      { 'BTC-USD': history },
+      { since: now - 9 * DAY },
+      undefined,
+      {},
+      1,
+    );
+    expect(h.feed.health()['BTC-USD']).toMatchObject({
+      state: 'backoff',
+      gaps: 0,
+      lastError: 'sink: gap not stored',
+    });
+    await h.runTo(now + 2 * MIN + 5000);
+    expect(h.gaps.get('BTC-USD')).toEqual([{ from: now - 9 * DAY, to: now - 7 * DAY }]);
+    expect(h.got.get('BTC-USD')).toEqual(
+      completedAt(history, now + 2 * MIN + 5000).filter((b) => b.t >= now - 7 * DAY),
+    );
+    expect(h.feed.health()['BTC-USD']).toMatchObject({ gaps: 1, state: 'polling' });
+  });
+
+  it('reports no lost window for a symbol seen for the first time', async () => {
+    const now = utc('2025-03-15T12:00:00Z');
+    const h = await harness(now, ['BTC-USD'], { 'BTC-USD': series(now - 2 * 86_400_000, 2 * 1440) });
+    await h.runTo(now + MIN + 5000);
+    expect(h.got.get('BTC-USD')!.length).toBeGreaterThan(1000);
+    expect(h.gaps.get('BTC-USD')).toBeUndefined();
   });
 
   it('reads Retry-After as seconds or as an HTTP date', () => {

@@ -7,7 +7,9 @@
  *   Polls are phase-aligned: `settleMs` past each multiple of `pollIntervalMs`.
  * - Requests are `chart(symbol, { interval: '1m', period1, period2, includePrePost: false })`:
  *   regular-session bars only, period1 = the minute after the last emitted bar (at most 7 days
- *   back: Yahoo keeps 1m data for 30 days and serves 8 days per request).
+ *   back: Yahoo keeps 1m data for 30 days and serves 8 days per request). Minutes older than
+ *   that are out of reach: after a longer outage the sink hears of the lost window as a gap,
+ *   once, after the bars that follow it.
  * - Yahoo's last 1m row is the forming minute (stamped with the current second); a bar is
  *   emitted only once its minute has ended (+ `settleMs` for Yahoo's own processing lag). Rows
  *   with a null price are skipped.
@@ -50,6 +52,11 @@ export type { SourceBar };
  */
 export interface SourceBarSink {
   onBars(symbol: string, bars: SourceBar[]): Promise<void>;
+  /**
+   * Minutes [from, to) after the last emitted bar that Yahoo no longer serves (an outage longer
+   * than the look-back): called after the bars of the poll that found it; a throw retries it.
+   */
+  onGap?(symbol: string, gap: { from: number; to: number; reason: string }): Promise<void>;
 }
 
 export type YahooClient = InstanceType<typeof YahooFinance>;
@@ -111,6 +118,8 @@ export interface SymbolFeedHealth {
   /** Bars whose high/low Yahoo gave inside open/close, widened to contain them (the protocol's
    * SourceBar check demands low ≤ open, close ≤ high). */
   repaired: number;
+  /** Windows reported as lost (out of Yahoo's reach when they were polled for). */
+  gaps: number;
 }
 
 interface SymbolRun {
@@ -122,6 +131,8 @@ interface SymbolRun {
   finalPollDue: boolean;
   finalAttempts: number;
   sessionClose: number | null;
+  /** A lost window [from, to) not yet reported to the sink. */
+  lost: { from: number; to: number } | null;
 }
 
 interface Capture {
@@ -173,6 +184,7 @@ export class YahooFeed {
           rateLimited: 0,
           malformed: 0,
           repaired: 0,
+          gaps: 0,
         },
         nextBarT: Math.floor((since ?? now - 86_400_000) / MINUTE) * MINUTE,
         breaker: new ConsecutiveBreaker(opts.breakerThreshold ?? 5),
@@ -181,6 +193,7 @@ export class YahooFeed {
         finalPollDue: false,
         finalAttempts: 0,
         sessionClose: null,
+        lost: null,
       });
     }
   }
@@ -262,6 +275,7 @@ export class YahooFeed {
     const h = run.health;
     const to = Math.floor(now / MINUTE) * MINUTE + MINUTE;
     const oldest = Math.floor((now - MAX_LOOKBACK_MS) / MINUTE) * MINUTE;
+    if (run.nextBarT < oldest) run.lost = { from: run.lost?.from ?? run.nextBarT, to: oldest };
     const from = Math.min(Math.max(run.nextBarT, oldest), to - MINUTE);
     const capture: Capture = { status: 0, retryAfter: null };
     h.requests++;
@@ -300,6 +314,19 @@ export class YahooFeed {
       h.lastBarT = chunk.at(-1)!.t;
       h.bars += chunk.length;
       run.nextBarT = h.lastBarT + MINUTE;
+    }
+    if (run.lost !== null) {
+      const gap = { ...run.lost, reason: 'older than the 7 days of 1m history Yahoo serves' };
+      try {
+        await this.sink.onGap?.(h.symbol, gap);
+      } catch (e) {
+        this.failed(run, `sink: ${(e as Error).message}`, null, false);
+        return false;
+      }
+      run.lost = null;
+      run.nextBarT = Math.max(run.nextBarT, gap.to);
+      h.gaps++;
+      this.opts.log.warn({ symbol: h.symbol, gap }, 'yahoo: minutes out of reach, reported as a gap');
     }
     if (h.consecutiveFailures > 0)
       this.opts.log.info({ symbol: h.symbol, failures: h.consecutiveFailures }, 'yahoo poll recovered');
