@@ -22,15 +22,20 @@ import {
 } from './roles.ts';
 import { verifyBars } from './verify.ts';
 
-/** Runs until SIGINT/SIGTERM, then stops gracefully (a second signal forces exit). */
+/**
+ * Runs until SIGINT/SIGTERM, then stops gracefully; a second signal a second or more later forces
+ * exit. One Ctrl-C reaches this process more than once (the terminal signals the whole process
+ * group and npm/tsx relay it as well): repeats within that second are the same request.
+ */
 function untilSignal(stop: () => Promise<void>, log: ReturnType<typeof createLogger>): void {
-  let stopping = false;
+  let stopping = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
+      if (Date.now() - stopping < 1000) return;
       log.warn({ sig }, 'second signal: exiting now');
       process.exit(130);
     }
-    stopping = true;
+    stopping = Date.now();
     log.info({ sig }, 'shutting down');
     const force = setTimeout(() => {
       log.error('graceful shutdown timed out');

@@ -22,14 +22,14 @@ function devEnv(): Record<string, string> {
     TICKMESH_DATA_DIR: dataDir,
     PORT: '0',
     SIM_RATE: '50',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
   };
   for (const k of ['NATS_URL', 'DATABASE_URL']) env[k] = '';
   return env;
 }
 
 async function startDevProcess(): Promise<{ proc: RoleProcess; base: string }> {
-  const proc = spawnRole('dev', devEnv());
+  const proc = spawnRole('dev', devEnv(), { group: true });
   running.push(proc);
   const base = await eventually(
     async () => {
@@ -94,7 +94,16 @@ describe('tickmesh dev', () => {
     const symbols2 = await gql<{ symbols: unknown[] }>(second.base, '{ symbols { symbol } }');
     expect(symbols2.data?.symbols).toHaveLength(5);
 
-    // Ctrl-C: a clean, complete shutdown.
+    // Ctrl-C: the terminal signals the whole process group, and npm/tsx relay it once more. The
+    // embedded servers must not stop before the roles have (they run in groups of their own):
+    // one clean, complete shutdown, no errors, the relayed signal ignored.
+    process.kill(-second.proc.child.pid!, 'SIGINT');
+    await eventually(
+      async () => second.proc.output().includes('"msg":"shutting down"'),
+      'the shutdown to begin',
+    );
     expect(await second.proc.kill('SIGINT')).toBe(0);
+    const after = second.proc.output().slice(second.proc.output().indexOf('"msg":"shutting down"'));
+    expect(after).not.toMatch(/"level":(40|50|60)/);
   });
 });

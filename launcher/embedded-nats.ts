@@ -42,7 +42,9 @@ export async function startNatsServer(dir: string, log: Logger, preferredPort = 
       '--ports_file_dir',
       dir,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // A process group of its own: Ctrl-C in the terminal signals the whole foreground group,
+    // and the server must outlive the roles' graceful stop (dev stops it last).
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   const errors: string[] = [];
   child.stderr?.on('data', (d: Buffer) => {

