@@ -247,6 +247,8 @@ const zeroCounts = (): Record<QualityCheck, number> =>
 const CLEAN: QualityResult = Object.freeze({ ok: true }) as QualityResult;
 /** One shared, frozen result per combination of flags: accepting a flagged trade allocates nothing. */
 const FLAGGED: QualityResult[] = [];
+/** The checks of each combination of flag bits. */
+const FLAG_NAMES: (readonly QualityCheck[])[] = [];
 // Bit per check, for collecting flags without allocating on the clean path.
 const BIT: Record<QualityCheck, number> = {
   invalid: 1,
@@ -379,11 +381,14 @@ export class QualityChecker {
     this.amounts.push(qty);
     this.score = this.score * this.keep + (flags === 0 ? 1 - this.keep : 0);
     if (flags === 0) return CLEAN;
-    for (const check of QUALITY_CHECKS) if (flags & BIT[check]) c.flagged[check]++;
-    FLAGGED[flags] ??= Object.freeze({
-      ok: true,
-      flags: Object.freeze(QUALITY_CHECKS.filter((check) => flags & BIT[check])),
-    });
+    let names = FLAG_NAMES[flags];
+    if (!names) {
+      names = Object.freeze(QUALITY_CHECKS.filter((check) => flags & BIT[check]));
+      FLAG_NAMES[flags] = names;
+      FLAGGED[flags] = Object.freeze({ ok: true, flags: names });
+    }
+    // Only the checks that flagged (usually one), not a test of every check.
+    for (const check of names) c.flagged[check]++;
     return FLAGGED[flags]!;
   }
 
