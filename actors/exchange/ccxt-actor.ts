@@ -27,7 +27,6 @@ import { ConfigError } from '../../core/errors.ts';
 import { type CcxtExchangeOptions, parseStoredOptions } from '../../core/exchanges-config.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
-import { encodeJson, type GapMark, msgIds, SCHEMA_VERSION, subjects } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import {
@@ -42,7 +41,7 @@ import {
 } from './ccxt-feed.ts';
 import { FeedMetrics } from './feed-health.ts';
 import { lastStoredTrades } from './stored-trades.ts';
-import { TradePublisher } from './trade-publisher.ts';
+import { publishGapMark, TradePublisher } from './trade-publisher.ts';
 
 /** How often the health detail is refreshed (the heartbeat writes it to KV). */
 const HEALTH_EVERY_MS = 500;
@@ -129,14 +128,8 @@ export class CcxtExchangeActor implements ActorBehavior {
       onGap: async (sym, gap) => {
         // After the trades that end the gap: the bars it overlaps exist when it is applied.
         await publisher.flush();
-        const mark: GapMark = { v: SCHEMA_VERSION, ex: this.ex, sym, gap };
-        const msgID = msgIds.trades(this.ex, sym, `gap:${gap.from}`, String(gap.to));
-        await gapPolicy.execute(
-          () => js.publish(subjects.trade(this.ex, sym), encodeJson(mark), { msgID }),
-          ctx.signal,
-        );
+        await publishGapMark(js, this.ex, sym, gap, gapPolicy, ctx.signal);
         published.gapMarks++;
-        metrics.feedGaps.inc({ exchange: this.ex, symbol: sym });
         recentGaps.push({ symbol: sym, ...gap });
         if (recentGaps.length > RECENT_GAPS) recentGaps.shift();
         ctx.log.warn({ symbol: sym, gap }, 'unrepairable gap: gap mark published');

@@ -40,18 +40,29 @@ export async function lastStored<T>(
 }
 
 /** lastStoredTrade of every symbol that has one (duplicates looked up once). */
-export async function lastStoredTrades(
+export function lastStoredTrades(
   jsm: JetStreamManager,
   ex: string,
   symbols: Iterable<string>,
 ): Promise<Map<string, Trade>> {
-  const out = new Map<string, Trade>();
+  return lookupEach(symbols, (sym) => lastStoredTrade(jsm, ex, sym));
+}
+
+/**
+ * `lookup` of every distinct symbol, LOOKUP_CONCURRENCY at a time (one stream lookup each);
+ * symbols it finds nothing for (null) are left out.
+ */
+export async function lookupEach<T>(
+  symbols: Iterable<string>,
+  lookup: (sym: string) => Promise<T | null>,
+): Promise<Map<string, T>> {
+  const out = new Map<string, T>();
   const unique = [...new Set(symbols)];
   for (let i = 0; i < unique.length; i += LOOKUP_CONCURRENCY) {
     await Promise.all(
       unique.slice(i, i + LOOKUP_CONCURRENCY).map(async (sym) => {
-        const t = await lastStoredTrade(jsm, ex, sym);
-        if (t) out.set(sym, t);
+        const found = await lookup(sym);
+        if (found !== null) out.set(sym, found);
       }),
     );
   }

@@ -5,9 +5,11 @@
  * stops, so no trade is lost to a NATS hiccup. Many publishes stay in flight (DESIGN.md traps).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
+import type { RetryPolicy } from 'cockatiel';
 import { metrics } from '../../core/metrics.ts';
 import {
   encodeJson,
+  type GapMark,
   msgIds,
   SCHEMA_VERSION,
   subjects,
@@ -53,4 +55,24 @@ export class TradePublisher {
   async flush(): Promise<void> {
     await Promise.all(this.inflight);
   }
+}
+
+/**
+ * Publishes a gap mark for `sym` on its trade subject (Nats-Msg-Id `<ex>:<sym>:gap:<from>-<to>`,
+ * so a retried or repeated mark is one message), retried with `policy` until it lands or `signal`
+ * aborts, and counts it in tickmesh_feed_gaps_total. Publish it after the data that ends the gap,
+ * so the bars it overlaps exist when the symbol actor applies it.
+ */
+export async function publishGapMark(
+  js: JetStreamClient,
+  ex: string,
+  sym: string,
+  gap: GapMark['gap'],
+  policy: RetryPolicy,
+  signal: AbortSignal,
+): Promise<void> {
+  const mark: GapMark = { v: SCHEMA_VERSION, ex, sym, gap };
+  const msgID = msgIds.trades(ex, sym, `gap:${gap.from}`, String(gap.to));
+  await policy.execute(() => js.publish(subjects.trade(ex, sym), encodeJson(mark), { msgID }), signal);
+  metrics.feedGaps.inc({ exchange: ex, symbol: sym });
 }

@@ -24,7 +24,6 @@ import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
 import {
   encodeJson,
-  type GapMark,
   msgIds,
   SCHEMA_VERSION,
   type SourceBar,
@@ -34,14 +33,13 @@ import {
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { FeedMetrics } from './feed-health.ts';
-import { lastStored } from './stored-trades.ts';
+import { lastStored, lookupEach } from './stored-trades.ts';
+import { publishGapMark } from './trade-publisher.ts';
 import { type SymbolFeedHealth, type YahooClient, YahooFeed } from './yahoo-feed.ts';
 
 const MINUTE = 60_000;
 /** How often the health detail and gauges are refreshed between publishes. */
 const DETAIL_EVERY_MS = 2000;
-/** Resume points read concurrently at start (one stream lookup per symbol). */
-const LOOKUP_CONCURRENCY = 16;
 
 /** Builds the yahoo-finance2 client of a Yahoo exchange actor; tests pass one on a fake. */
 export type YahooClientFactory = (log: Logger) => YahooClient;
@@ -137,13 +135,8 @@ export class YahooExchangeActor implements ActorBehavior {
           setImmediate(report);
         },
         onGap: async (sym, gap) => {
-          const mark: GapMark = { v: SCHEMA_VERSION, ex: this.ex, sym, gap };
-          const msgID = msgIds.trades(this.ex, sym, `gap:${gap.from}`, String(gap.to));
-          await publishPolicy.execute(
-            () => js.publish(subjects.trade(this.ex, sym), encodeJson(mark), { msgID }),
-            ctx.signal,
-          );
-          metrics.feedGaps.inc({ exchange: this.ex, symbol: sym });
+          // The feed calls this after the bars that follow the lost window.
+          await publishGapMark(js, this.ex, sym, gap, publishPolicy, ctx.signal);
           ctx.log.warn({ symbol: sym, gap }, "minutes beyond Yahoo's reach: gap mark published");
           setImmediate(report);
         },
@@ -185,17 +178,7 @@ export class YahooExchangeActor implements ActorBehavior {
    * source bar published (or after the last trade, should the subject hold trades).
    */
   private async resumePoints(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    const symbols = [...new Set(this.symbols)];
-    for (let i = 0; i < symbols.length; i += LOOKUP_CONCURRENCY) {
-      await Promise.all(
-        symbols.slice(i, i + LOOKUP_CONCURRENCY).map(async (sym) => {
-          const next = await this.resumePoint(sym);
-          if (next !== null) out[sym] = next;
-        }),
-      );
-    }
-    return out;
+    return Object.fromEntries(await lookupEach(this.symbols, (sym) => this.resumePoint(sym)));
   }
 
   /**

@@ -12,11 +12,11 @@
  *   once, after the bars that follow it.
  * - Yahoo's last 1m row is the forming minute (stamped with the current second); a bar is
  *   emitted only once its minute has ended (+ `settleMs` for Yahoo's own processing lag). Rows
- *   with a null price are skipped.
+ *   with a null price are skipped. Each symbol re-fetches from its last emitted bar, so a failed
+ *   poll loses nothing: the next successful one returns the missed minutes.
  * - Delayed markets: Yahoo serves some exchanges late (Borsa Istanbul by 15 minutes), so there
  *   the forming minute is the one `delayMs` ago. A bar counts as complete only once its minute
- *   has ended `delayMs` + `settleMs` ago, and the after-close poll waits as long. Each symbol re-fetches from its last emitted bar, so a failed
- *   poll loses nothing: the next successful one returns the missed minutes.
+ *   has ended `delayMs` + `settleMs` ago, and the after-close poll waits as long.
  * - Errors back off with cockatiel's decorrelated-jitter exponential backoff; a 429's
  *   Retry-After is a lower bound on the wait. A consecutive-failure breaker (cockatiel's
  *   ConsecutiveBreaker) opens the symbol's circuit; after `halfOpenAfterMs` one trial request
