@@ -76,12 +76,11 @@ import {
   printReport,
   row,
   type Summary,
-  slope,
-  slopeStdErr,
   summarize,
   type TableRow,
   verdict,
 } from './report.ts';
+import { type LiveHeapCheck, liveHeapCheck, type RssTrend, rssTrend } from './rss.ts';
 import type { EncodedBatch } from './workload.ts';
 
 const MB = 1024 * 1024;
@@ -158,21 +157,15 @@ export interface RepairResult {
   restarts: number;
 }
 
-export interface ExchangeRssResult {
+export interface ExchangeRssResult extends RssTrend {
   minutes: number;
   ratePerSec: number;
   publishedPerSec: number;
   warmupSec: number;
   samples: { tSec: number; rssMb: number; heapUsedMb: number }[];
-  rssAfterWarmupMb: number;
-  rssEndMb: number;
-  slopeMbPerMin: number;
-  slopeStdErr: number;
-  heapSlopeMbPerMin: number;
-  liveHeap: { startMb: number; endMb: number; seconds: number; mbPerMin: number };
+  liveHeap: LiveHeapCheck;
   /** Full (mark-compact) collections after warm-up: with fewer than two the slope is a sawtooth edge. */
   majorGcs: number;
-  flat: boolean;
 }
 
 export interface ExchangeBenchResult {
@@ -742,34 +735,19 @@ async function runRss(
     gcs.disconnect();
     const checkSec = Math.min(60, Math.max(15, durationSec / 5));
     progress('ccxt rss', `live-heap check: full GC, ${checkSec} s more load, full GC`);
-    const live0 = liveHeapMb();
-    await sleep(checkSec * 1000);
-    const live1 = liveHeapMb();
+    const liveHeap = await liveHeapCheck(checkSec);
     const p1 = await published(ex);
     const seconds = (nowMs() - t0) / 1000;
     await fake.request({ cmd: 'stop' });
-    const post = samples.filter((s) => s.tSec >= warmupSec - 0.5);
-    const fit = post.map((s) => ({ x: s.tSec / 60, y: s.rssMb }));
-    const slopeMbPerMin = slope(fit);
     return {
       minutes: o.minutes,
       ratePerSec: o.ratePerSec,
       publishedPerSec: (p1 - p0) / seconds,
       warmupSec,
       samples,
-      rssAfterWarmupMb: post[0]?.rssMb ?? Number.NaN,
-      rssEndMb: samples.at(-1)?.rssMb ?? Number.NaN,
-      slopeMbPerMin,
-      slopeStdErr: slopeStdErr(fit),
-      heapSlopeMbPerMin: slope(post.map((s) => ({ x: s.tSec / 60, y: s.heapUsedMb }))),
-      liveHeap: {
-        startMb: live0,
-        endMb: live1,
-        seconds: checkSec,
-        mbPerMin: ((live1 - live0) * 60) / checkSec,
-      },
+      ...rssTrend(samples, warmupSec, EXCHANGE_TARGETS.flatMbPerMin),
+      liveHeap,
       majorGcs,
-      flat: slopeMbPerMin < EXCHANGE_TARGETS.flatMbPerMin,
     };
   } finally {
     await actor?.stop().catch(() => {});

@@ -31,21 +31,32 @@ export interface RssSample {
   natsRssMb: number | null;
 }
 
-export interface RssResult {
-  minutes: number;
-  ratePerSec: number;
-  warmupSec: number;
-  samples: RssSample[];
+/** The memory trend of a sampled run after its warm-up. */
+export interface RssTrend {
   rssAfterWarmupMb: number;
   rssEndMb: number;
   slopeMbPerMin: number;
   /** Standard error of the RSS slope (how much of it is noise). */
   slopeStdErr: number;
   heapSlopeMbPerMin: number;
-  natsSlopeMbPerMin: number;
   flat: boolean;
-  /** Heap in use right after a full GC, before and after `seconds` more load (JS leak check). */
-  liveHeap: { startMb: number; endMb: number; seconds: number; mbPerMin: number };
+}
+
+/** Heap in use right after a full GC, before and after `seconds` more load (JS leak check). */
+export interface LiveHeapCheck {
+  startMb: number;
+  endMb: number;
+  seconds: number;
+  mbPerMin: number;
+}
+
+export interface RssResult extends RssTrend {
+  minutes: number;
+  ratePerSec: number;
+  warmupSec: number;
+  samples: RssSample[];
+  natsSlopeMbPerMin: number;
+  liveHeap: LiveHeapCheck;
   published: number;
   applied: number;
   candleUpdates: number;
@@ -62,6 +73,41 @@ function natsRssMb(pid: number | null): number | null {
 }
 
 export const FLAT_MB_PER_MIN = 1;
+
+/** Samples from `warmupSec` on (half a second early, for sampling jitter). */
+export const afterWarmup = <S extends { tSec: number }>(samples: readonly S[], warmupSec: number): S[] =>
+  samples.filter((s) => s.tSec >= warmupSec - 0.5);
+
+/** Least-squares slope in MB/min of one measure over samples (nulls skipped). */
+export const mbPerMin = <S extends { tSec: number }>(samples: readonly S[], pick: (s: S) => number | null) =>
+  slope(samples.flatMap((s) => (pick(s) === null ? [] : [{ x: s.tSec / 60, y: pick(s)! }])));
+
+/** RSS at both ends of the run after warm-up, and the RSS and heap slopes (flat below `flatMbPerMin`). */
+export function rssTrend(
+  samples: readonly { tSec: number; rssMb: number; heapUsedMb: number }[],
+  warmupSec: number,
+  flatMbPerMin = FLAT_MB_PER_MIN,
+): RssTrend {
+  const post = afterWarmup(samples, warmupSec);
+  const fit = post.map((s) => ({ x: s.tSec / 60, y: s.rssMb }));
+  const slopeMbPerMin = slope(fit);
+  return {
+    rssAfterWarmupMb: post[0]?.rssMb ?? Number.NaN,
+    rssEndMb: samples.at(-1)?.rssMb ?? Number.NaN,
+    slopeMbPerMin,
+    slopeStdErr: slopeStdErr(fit),
+    heapSlopeMbPerMin: mbPerMin(post, (s) => s.heapUsedMb),
+    flat: slopeMbPerMin < flatMbPerMin,
+  };
+}
+
+/** The live heap after a full GC, and again after `seconds` more of whatever load is running. */
+export async function liveHeapCheck(seconds: number): Promise<LiveHeapCheck> {
+  const startMb = liveHeapMb();
+  await sleep(seconds * 1000);
+  const endMb = liveHeapMb();
+  return { startMb, endMb, seconds, mbPerMin: ((endMb - startMb) * 60) / seconds };
+}
 
 export async function runRss(
   env: BenchEnv,
@@ -106,36 +152,19 @@ export async function runRss(
     // heap after a full GC now, and again after more of the same load.
     const checkSec = Math.min(120, Math.max(20, durationSec / 5));
     progress('rss', `live-heap check: full GC, ${checkSec} s more load, full GC`);
-    const live0 = liveHeapMb();
-    await sleep(checkSec * 1000);
-    const live1 = liveHeapMb();
+    const liveHeap = await liveHeapCheck(checkSec);
     feed.stop();
     await sleep(3000);
     const applied = (await metricSum(metrics.tradesIn, { exchange: ex })) - applied0;
     await watch.close();
-    const post = samples.filter((s) => s.tSec >= warmupSec - 0.5);
-    const perMin = (pick: (s: RssSample) => number | null) =>
-      slope(post.flatMap((s) => (pick(s) === null ? [] : [{ x: s.tSec / 60, y: pick(s)! }])));
-    const fit = post.map((s) => ({ x: s.tSec / 60, y: s.rssMb }));
-    const slopeMbPerMin = slope(fit);
     return {
       minutes: o.minutes,
       ratePerSec: o.ratePerSec,
       warmupSec,
       samples,
-      rssAfterWarmupMb: post[0]?.rssMb ?? Number.NaN,
-      rssEndMb: samples.at(-1)?.rssMb ?? Number.NaN,
-      slopeMbPerMin,
-      slopeStdErr: slopeStdErr(fit),
-      heapSlopeMbPerMin: perMin((s) => s.heapUsedMb),
-      natsSlopeMbPerMin: perMin((s) => s.natsRssMb),
-      flat: slopeMbPerMin < FLAT_MB_PER_MIN,
-      liveHeap: {
-        startMb: live0,
-        endMb: live1,
-        seconds: checkSec,
-        mbPerMin: ((live1 - live0) * 60) / checkSec,
-      },
+      ...rssTrend(samples, warmupSec),
+      natsSlopeMbPerMin: mbPerMin(afterWarmup(samples, warmupSec), (s) => s.natsRssMb),
+      liveHeap,
       published: feed.published,
       applied,
       candleUpdates,
