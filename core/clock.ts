@@ -73,5 +73,24 @@ export class FakeClock implements Clock {
   }
 }
 
-export const sleep = (clock: Clock, ms: number): Promise<void> =>
-  new Promise((resolve) => clock.setTimeout(resolve, ms));
+/**
+ * Waits `ms` on `clock`. Resolves early (never rejects) when `signal` aborts, so a loop that
+ * sleeps between attempts stops at once with its owner; the timer is cleared either way.
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      resolve();
+    };
+    const timer = clock.setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

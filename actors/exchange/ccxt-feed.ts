@@ -39,7 +39,7 @@
 import ccxt from 'ccxt';
 import { ConsecutiveBreaker, ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { pino } from 'pino';
-import { type Clock, systemClock, type TimerHandle } from '../../core/clock.ts';
+import { type Clock, sleep, systemClock, type TimerHandle } from '../../core/clock.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import {
@@ -1297,17 +1297,7 @@ export class CcxtFeed {
   /** Sleeps on the injected clock; wakes early when the feed stops. */
   private sleep(ms: number): Promise<void> {
     if (ms <= 0 || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const onAbort = () => {
-        this.clock.clearTimeout(handle);
-        resolve();
-      };
-      const handle = this.clock.setTimeout(() => {
-        this.signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      this.signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return sleep(this.clock, ms, this.signal);
   }
 }
 

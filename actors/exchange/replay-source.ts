@@ -20,7 +20,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { Clock, TimerHandle } from '../../core/clock.ts';
+import { type Clock, sleep } from '../../core/clock.ts';
 import type { Pool } from '../../core/db.ts';
 import {
   MAX_TRADES_PER_BATCH,
@@ -493,17 +493,6 @@ export class ReplayPacer {
   }
 
   private sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let timer: TimerHandle | undefined;
-      const onAbort = () => {
-        if (timer) this.clock.clearTimeout(timer);
-        resolve();
-      };
-      timer = this.clock.setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return sleep(this.clock, ms, signal);
   }
 }

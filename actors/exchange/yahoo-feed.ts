@@ -26,7 +26,7 @@
  */
 import { ConsecutiveBreaker, ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import type YahooFinance from 'yahoo-finance2';
-import type { Clock, TimerHandle } from '../../core/clock.ts';
+import { type Clock, sleep } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import { type Calendar, type ClosedReason, calendarForSymbol, marketState } from '../../core/market-hours.ts';
 import { MAX_TRADES_PER_BATCH, type SourceBar } from '../../core/protocol/index.ts';
@@ -424,23 +424,7 @@ export class YahooFeed {
   }
 
   private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    const { clock } = this.opts;
-    return new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      let timer: TimerHandle | undefined;
-      const onAbort = () => {
-        if (timer) clock.clearTimeout(timer);
-        resolve();
-      };
-      timer = clock.setTimeout(
-        () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        Math.max(0, ms),
-      );
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return sleep(this.opts.clock, ms, signal);
   }
 }
 
