@@ -4,7 +4,7 @@
  * graphql-ws subscription, without waiting for wall-clock minutes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import { type Bar, encodeJson, subjects, type Timeframe } from '../core/protocol/index.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
