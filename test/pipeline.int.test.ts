@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
-import { type Bar, encodeJson, subjects, type Timeframe } from '../core/protocol/index.ts';
+import { type Bar, encodeJson, stateKeys, subjects, type Timeframe } from '../core/protocol/index.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
@@ -192,6 +192,50 @@ describe('pipeline end to end', () => {
       '{ actors { id status restarts } }',
     );
     expect(actors.data?.actors.find((a) => a.id === 'symbol.test.BRK_B')).toMatchObject({
+      status: 'running',
+      restarts: 0,
+    });
+  });
+
+  it('ignores an invalid snapshot (quarantined once) and builds the bars from the stream', async () => {
+    await using topo = await topology(cfg);
+    const sym = 'ETH/USDT';
+    const reasons: string[] = [];
+    const qsub = topo.nc.subscribe(subjects.quarantine(EX, sym), {
+      callback: (_e, m) => void reasons.push(JSON.parse(new TextDecoder().decode(m.data)).reason),
+    });
+    // A snapshot the actor cannot use: its builder state lacks the forming bars.
+    await topo.kv.symbolState.put(
+      stateKeys.symbol(EX, sym),
+      encodeJson({ v: 1, seq: 999_999, state: { ex: EX, sym } }),
+    );
+    const trades = syntheticTrades({ start: START, count: 300 });
+    // A trade hours later closes every 1m bar of `trades`.
+    const closer = { id: '999999', ts: START + 6 * 3600_000, px: trades.at(-1)!.px, qty: 1 };
+    await publishTrades(topo.js, EX, sym, [...trades, closer]);
+    const added = await gql(base, `mutation { addSymbol(exchange: "test", symbol: "${sym}") { active } }`);
+    expect(added.data).toEqual({ addSymbol: { active: true } });
+    const want = barsFromTrades(EX, sym, '1m', trades);
+    const rows = await eventually(async () => {
+      const r = await db.pool.query(
+        `SELECT extract(epoch FROM ts) * 1000 AS t, open, high, low, close, trades FROM candles
+          WHERE symbol = $1 AND timeframe = '1m' ORDER BY ts`,
+        [sym],
+      );
+      return r.rows.length >= want.length ? r.rows : null;
+    }, 'ETH/USDT bars from the start of the stream');
+    expect(
+      rows.slice(0, want.length).map((r) => [Number(r.t), r.open, r.high, r.low, r.close, r.trades]),
+    ).toEqual(want.map((b) => [b.t, b.o, b.h, b.l, b.c, b.n]));
+    await eventually(async () => reasons.length >= 1, 'snapshot quarantined');
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^snapshot: /);
+    qsub.unsubscribe();
+    const actors = await gql<{ actors: { id: string; status: string; restarts: number }[] }>(
+      base,
+      '{ actors { id status restarts } }',
+    );
+    expect(actors.data?.actors.find((a) => a.id === 'symbol.test.ETH-USDT')).toMatchObject({
       status: 'running',
       restarts: 0,
     });
