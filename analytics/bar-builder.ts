@@ -103,35 +103,43 @@ function barOfTrade(t: number, trade: Trade): Ohlcv {
   };
 }
 
+/**
+ * Merges OHLCV that arrived later into `bar`: open from the earliest first trade, close from
+ * the latest last trade (ties: the later arrival). One body for trades and for bars.
+ */
+function mergeInto(
+  bar: Ohlcv,
+  o: number,
+  h: number,
+  l: number,
+  c: number,
+  vol: number,
+  n: number,
+  ft: number,
+  lt: number,
+): void {
+  if (ft < bar.ft) {
+    bar.o = o;
+    bar.ft = ft;
+  }
+  if (lt >= bar.lt) {
+    bar.c = c;
+    bar.lt = lt;
+  }
+  if (h > bar.h) bar.h = h;
+  if (l < bar.l) bar.l = l;
+  bar.vol += vol;
+  bar.n += n;
+}
+
 function mergeTrade(bar: Ohlcv, trade: Trade): void {
-  if (trade.ts < bar.ft) {
-    bar.o = trade.px;
-    bar.ft = trade.ts;
-  }
-  if (trade.ts >= bar.lt) {
-    bar.c = trade.px;
-    bar.lt = trade.ts;
-  }
-  if (trade.px > bar.h) bar.h = trade.px;
-  if (trade.px < bar.l) bar.l = trade.px;
-  bar.vol += trade.qty;
-  bar.n += 1;
+  const { px, ts } = trade;
+  mergeInto(bar, px, px, px, px, trade.qty, 1, ts, ts);
 }
 
 /** Merges `b` into `a`; `b` is later in arrival order. */
 export function mergeBar(a: Ohlcv, b: Ohlcv): void {
-  if (b.ft < a.ft) {
-    a.o = b.o;
-    a.ft = b.ft;
-  }
-  if (b.lt >= a.lt) {
-    a.c = b.c;
-    a.lt = b.lt;
-  }
-  if (b.h > a.h) a.h = b.h;
-  if (b.l < a.l) a.l = b.l;
-  a.vol += b.vol;
-  a.n += b.n;
+  mergeInto(a, b.o, b.h, b.l, b.c, b.vol, b.n, b.ft, b.lt);
   if (b.src) a.src = true;
   if (b.inc) a.inc = true;
 }
@@ -227,18 +235,9 @@ export class BarBuilder {
       }
       this.rememberId(id);
       const forming = this.state.forming;
-      const bar: Ohlcv = {
-        t: b.t,
-        o: b.o,
-        h: b.h,
-        l: b.l,
-        c: b.c,
-        vol: b.vol,
-        n: 0,
-        ft: b.t,
-        lt: b.t + ONE_MIN - 1,
-        src: true,
-      };
+      // Field by field: the state is a strict wire type, so no stray key of the message may enter.
+      const { t, o, h, l, c, vol } = b;
+      const bar: Ohlcv = { t, o, h, l, c, vol, n: 0, ft: t, lt: t + ONE_MIN - 1, src: true };
       const i = forming.findIndex((f) => f.t >= b.t);
       if (i >= 0 && forming[i]!.t === b.t) mergeBar(forming[i]!, bar);
       else forming.splice(i < 0 ? forming.length : i, 0, bar);

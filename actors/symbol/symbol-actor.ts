@@ -45,7 +45,6 @@ import {
   nextCloseAt,
   readSnapshot,
   type SymbolEffects,
-  type SymbolInput,
   type SymbolState,
   snapshotOf,
   startSymbolState,
@@ -280,7 +279,7 @@ export class SymbolActor implements ActorBehavior {
 
   private applyMessage(msg: JsMsg): void {
     const { info } = msg;
-    const input: SymbolInput = {
+    const out = stepSymbol(this.state, {
       type: 'feed',
       seq: msg.seq,
       delivery: info.deliverySequence,
@@ -289,8 +288,7 @@ export class SymbolActor implements ActorBehavior {
       data: msg.data,
       storedAt: Math.floor(info.timestampNanos / 1e6),
       now: this.ctx.clock.now(),
-    };
-    const out = stepSymbol(this.state, input);
+    });
     this.caughtUp = info.pending === 0;
     metrics.consumerLag.set({ actor: this.ctx.id }, info.pending);
     this.carryOut(out);
