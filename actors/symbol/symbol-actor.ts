@@ -46,6 +46,7 @@ import {
   readSnapshot,
   type SymbolEffects,
   type SymbolState,
+  snapshotDue,
   snapshotOf,
   startSymbolState,
   stepSymbol,
@@ -444,8 +445,8 @@ export class SymbolActor implements ActorBehavior {
 
   /** Written only once every publication before it is acknowledged (the restart contract). */
   private async snapshot(): Promise<void> {
+    if (!snapshotDue(this.state, this.snapshotSeq)) return;
     const seq = this.state.seq;
-    if (seq === this.snapshotSeq) return;
     await Promise.all(this.inflight);
     if (this.crash) throw this.crash;
     const body = encodeJson(snapshotOf(this.state));

@@ -6,6 +6,7 @@ import {
   type SymbolEffects,
   type SymbolInput,
   type SymbolState,
+  snapshotDue,
   snapshotOf,
   startSymbolState,
   stepSymbol,
@@ -245,6 +246,8 @@ describe('symbol step: snapshots', () => {
     expect(read.ok).toBe(true);
     if (!read.ok || !read.value) return;
     expect(read.value.seq).toBe(4);
+    expect(snapshotDue(first.state, 4)).toBe(false);
+    expect(snapshotDue(first.state, 3)).toBe(true);
     const restarted = startSymbolState(EX, SYM, OPTS, read.value);
     expect(restarted.analyticsRestored).toBe(true);
     expect(restarted.analyticsProblem).toBeNull();

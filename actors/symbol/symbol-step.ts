@@ -4,7 +4,8 @@
  * scheduled comes back as data for the running actor (symbol-actor.ts) to carry out.
  *
  * The state is updated in place (copying the bar builder and the analytics for every trade
- * batch would cost the hot path); a step either completes or throws before changing anything.
+ * batch would cost the hot path); a delivery gap, the one deliberate error, is thrown before
+ * anything changes.
  *
  * Inputs:
  * - `feed`: one message of the symbol's trade subject (trades, source bars or a gap mark), with
@@ -147,6 +148,11 @@ export function readSnapshot(data: Uint8Array | null): Result<SymbolSnapshot | n
   if (!data || data.length === 0) return { ok: true, value: null };
   const parsed = decodeJson(data);
   return parsed.ok ? validateSymbolSnapshot(parsed.value) : parsed;
+}
+
+/** A snapshot is due when messages were applied since the one last written (at `writtenSeq`). */
+export function snapshotDue(state: SymbolState, writtenSeq: number): boolean {
+  return state.seq !== writtenSeq;
 }
 
 /** What a snapshot of this state records. */
