@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BarBuilder, barsFromTrades, emptyState } from '../actors/symbol/bar-builder.ts';
 import { type Bar, TIMEFRAMES, type Timeframe, type Trade } from '../core/protocol/index.ts';
 import { alertRuleSchema } from './alerts.ts';
+import { BarBuilder, barsFromTrades, emptyState } from './bar-builder.ts';
 import { FeatureSeries } from './features.ts';
 import { IndicatorSeries } from './indicators.ts';
 import { type ClosedBarResult, SymbolAnalytics, type SymbolAnalyticsState } from './pipeline.ts';

@@ -27,7 +27,7 @@ import { CcxtExchangeActor } from '../actors/exchange/ccxt-actor.ts';
 import type { CcxtExchange } from '../actors/exchange/ccxt-feed.ts';
 import type { ExchangeAdapters } from '../actors/factory.ts';
 import type { ActorContext } from '../actors/runtime/actor.ts';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
 import { metrics } from '../core/metrics.ts';

@@ -4,7 +4,7 @@
  * B trades, Nats-Msg-Id `<ex>:<sym>:<first>-<last>`), so the ceiling and the pipeline publish
  * the same bytes. The expected closed 1m bars come from `barsFromTrades` (the reference).
  */
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import {
   type Bar,
   bucketStart,

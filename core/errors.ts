@@ -105,3 +105,25 @@ export class EmbeddedServerError extends TmError {
     super('TM_ERR_EMBEDDED', 500, `${what}: ${detail}`, options);
   }
 }
+
+/** A symbol actor saw its trade consumer skip deliveries; it crashes to replay from its snapshot. */
+export class TradeDeliveryGapError extends TmError {
+  constructor(previous: number, next: number) {
+    super('TM_ERR_DELIVERY_GAP', 500, `trade delivery gap: consumer sequence ${previous} → ${next}`);
+  }
+}
+
+/** A JetStream consumer an actor reads ended while the actor was not stopping. */
+export class ConsumerEndedError extends TmError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('TM_ERR_CONSUMER_ENDED', 500, `${what} consumer ended unexpectedly`, options);
+  }
+}
+
+/** A JetStream publish an actor must not lose failed for good (only while stopping). */
+export class PublishFailedError extends TmError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    const detail = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
+    super('TM_ERR_PUBLISH_FAILED', 500, `${what} publish failed${detail}`, options);
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type NatsConnection, nanos } from '@nats-io/nats-core';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Pool } from '../core/db.ts';
 import {
   decodeJson,

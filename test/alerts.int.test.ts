@@ -20,7 +20,7 @@ import { nanos } from '@nats-io/nats-core';
 import { MACD, RSI, SMA } from 'technicalindicators';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../actors/alerts/delivery.ts';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import { metrics } from '../core/metrics.ts';
 import {

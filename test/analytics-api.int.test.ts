@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { RSI } from 'technicalindicators';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../actors/alerts/delivery.ts';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Trade } from '../core/protocol/index.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
 import { eventually, topology } from './support/infra.ts';

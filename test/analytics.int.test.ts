@@ -9,7 +9,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ADX, ATR, BollingerBands, EMA, MACD, RSI, SMA, Stochastic } from 'technicalindicators';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import { FEATURE_VERSION, type FeatureRow, type IndicatorValues } from '../analytics/index.ts';
 import type { Config } from '../core/config.ts';
 import {

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CcxtExchange } from '../actors/exchange/ccxt-feed.ts';
 import type { ExchangeAdapters } from '../actors/factory.ts';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import { parseExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
 import { metrics } from '../core/metrics.ts';
 import { actorIds, bucketStart, decodeJson, STREAMS, subjects, type Trade } from '../core/protocol/index.ts';

@@ -4,9 +4,10 @@
  * graphql-ws subscription, without waiting for wall-clock minutes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
-import { type Bar, encodeJson, subjects, type Timeframe } from '../core/protocol/index.ts';
+import type { Topology } from '../core/nats.ts';
+import { type Bar, encodeJson, stateKeys, subjects, type Timeframe } from '../core/protocol/index.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
@@ -64,6 +65,23 @@ describe('pipeline end to end', () => {
   });
 
   afterAll(async () => sys?.stop());
+
+  /** Collects the reasons of the quarantine messages of one symbol. */
+  function quarantineReasons(topo: Topology, sym: string) {
+    const reasons: string[] = [];
+    const sub = topo.nc.subscribe(subjects.quarantine(EX, sym), {
+      callback: (_e, m) => void reasons.push(JSON.parse(new TextDecoder().decode(m.data)).reason),
+    });
+    return { reasons, sub };
+  }
+
+  async function actorHealth(id: string) {
+    const r = await gql<{ actors: { id: string; status: string; restarts: number }[] }>(
+      base,
+      '{ actors { id status restarts } }',
+    );
+    return r.data?.actors.find((a) => a.id === id);
+  }
 
   it('lists symbols and shows every desired actor running', async () => {
     const symbols = await gql<{ symbols: unknown[] }>(base, '{ symbols { exchange symbol active } }');
@@ -145,10 +163,7 @@ describe('pipeline end to end', () => {
 
   it('quarantines malformed frames and bad trades without crashing or losing good trades', async () => {
     await using topo = await topology(cfg);
-    const quarantined: string[] = [];
-    const qsub = topo.nc.subscribe(subjects.quarantine(EX, 'BRK.B'), {
-      callback: (_e, m) => void quarantined.push(JSON.parse(new TextDecoder().decode(m.data)).reason),
-    });
+    const { reasons: quarantined, sub: qsub } = quarantineReasons(topo, 'BRK.B');
     const t0 = START + 86_400_000;
     await topo.js.publish(subjects.trade(EX, 'BRK.B'), new TextEncoder().encode('{not json'), {
       msgID: 'garbage-1',
@@ -187,13 +202,40 @@ describe('pipeline end to end', () => {
       'px must be a finite number > 0',
     ]);
     qsub.unsubscribe();
-    const actors = await gql<{ actors: { id: string; status: string; restarts: number }[] }>(
-      base,
-      '{ actors { id status restarts } }',
+    expect(await actorHealth('symbol.test.BRK_B')).toMatchObject({ status: 'running', restarts: 0 });
+  });
+
+  it('ignores an invalid snapshot (quarantined once) and builds the bars from the stream', async () => {
+    await using topo = await topology(cfg);
+    const sym = 'ETH/USDT';
+    const { reasons, sub: qsub } = quarantineReasons(topo, sym);
+    // A snapshot the actor cannot use: its builder state lacks the forming bars.
+    await topo.kv.symbolState.put(
+      stateKeys.symbol(EX, sym),
+      encodeJson({ v: 1, seq: 999_999, state: { ex: EX, sym } }),
     );
-    expect(actors.data?.actors.find((a) => a.id === 'symbol.test.BRK_B')).toMatchObject({
-      status: 'running',
-      restarts: 0,
-    });
+    const trades = syntheticTrades({ start: START, count: 300 });
+    // A trade hours later closes every 1m bar of `trades`.
+    const closer = { id: '999999', ts: START + 6 * 3600_000, px: trades.at(-1)!.px, qty: 1 };
+    await publishTrades(topo.js, EX, sym, [...trades, closer]);
+    const added = await gql(base, `mutation { addSymbol(exchange: "test", symbol: "${sym}") { active } }`);
+    expect(added.data).toEqual({ addSymbol: { active: true } });
+    const want = barsFromTrades(EX, sym, '1m', trades);
+    const rows = await eventually(async () => {
+      const r = await db.pool.query(
+        `SELECT extract(epoch FROM ts) * 1000 AS t, open, high, low, close, trades FROM candles
+          WHERE symbol = $1 AND timeframe = '1m' ORDER BY ts`,
+        [sym],
+      );
+      return r.rows.length >= want.length ? r.rows : null;
+    }, 'ETH/USDT bars from the start of the stream');
+    expect(
+      rows.slice(0, want.length).map((r) => [Number(r.t), r.open, r.high, r.low, r.close, r.trades]),
+    ).toEqual(want.map((b) => [b.t, b.o, b.h, b.l, b.c, b.n]));
+    await eventually(async () => reasons.length >= 1, 'snapshot quarantined');
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toMatch(/^snapshot: /);
+    qsub.unsubscribe();
+    expect(await actorHealth('symbol.test.ETH-USDT')).toMatchObject({ status: 'running', restarts: 0 });
   });
 });

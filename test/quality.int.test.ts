@@ -9,7 +9,7 @@
  * and quarantines those above 500× (real markets print the odd 100–250× block trade).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import { metrics } from '../core/metrics.ts';
 import {

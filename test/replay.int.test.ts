@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRADES_TABLE_DDL } from '../actors/exchange/replay-source.ts';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import { parseExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
 import {
   actorIds,

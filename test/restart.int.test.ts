@@ -4,7 +4,7 @@
  * doubled, none garbled), for every timeframe.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import { decodeJson, type Timeframe } from '../core/protocol/index.ts';
 import { eventually, topology } from './support/infra.ts';

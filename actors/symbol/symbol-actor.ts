@@ -1,7 +1,8 @@
 /**
  * SymbolActor: the running side of one symbol. Consumes the symbol's trades from JetStream
- * through a durable consumer, feeds the pure BarBuilder, publishes closed bars to BARS (with
- * Nats-Msg-Id) and throttled forming bars to md.live, and snapshots its state to KV.
+ * through a durable consumer, feeds the pure step (symbol-step.ts: bars, quality, analytics),
+ * carries out what it decides — closed bars to BARS (with Nats-Msg-Id), throttled forming bars
+ * to md.live, quarantine, the quiet-market timer — and snapshots its state to KV.
  *
  * Restart contract: the snapshot holds the builder state and the TRADES sequence it covers;
  * it is written only after every bar published before it was acknowledged. A new session
@@ -20,29 +21,36 @@ import type { RetryPolicy } from 'cockatiel';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
+import { ConsumerEndedError, PublishFailedError } from '../../core/errors.ts';
 import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { Topology } from '../../core/nats.ts';
 import {
   type Bar,
   consumers,
-  decodeJson,
   encodeJson,
-  type FeedMessage,
   msgIds,
-  SCHEMA_VERSION,
   STREAMS,
+  type SymbolSnapshot,
   stateKeys,
   subjects,
   type Trade,
-  validateFeedMessage,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
-import { AnalyticsStage, type AnalyticsStageState, type Publication } from './analytics-stage.ts';
-import { BarBuilder, type BuilderState, emptyState, type StepResult } from './bar-builder.ts';
-import { Quarantine } from './quarantine.ts';
+import { Quarantine } from '../runtime/quarantine.ts';
+import type { Publication } from './analytics-stage.ts';
+import {
+  nextCloseAt,
+  readSnapshot,
+  type SymbolEffects,
+  type SymbolState,
+  snapshotDue,
+  snapshotOf,
+  startSymbolState,
+  stepSymbol,
+} from './symbol-step.ts';
 
 type Message =
   | { type: 'trades'; msg: JsMsg }
@@ -51,14 +59,8 @@ type Message =
   | { type: 'snapshot' }
   | { type: 'rules' };
 
-interface Snapshot {
-  v: typeof SCHEMA_VERSION;
-  /** Last TRADES stream sequence reflected in `state`. */
-  seq: number;
-  state: BuilderState;
-  /** Analytics (quality, indicators, features, alert state) as of `seq`. */
-  analytics?: AnalyticsStageState;
-}
+/** How often a close is retried while the consumer still has trades outstanding. */
+const BACKLOG_RECHECK_MS = 250;
 
 export interface SymbolActorDeps {
   topo: Topology;
@@ -68,22 +70,17 @@ export interface SymbolActorDeps {
 }
 
 export class SymbolActor implements ActorBehavior {
-  private builder!: BarBuilder;
+  private state!: SymbolState;
   private ctx!: ActorContext;
   private readonly mailbox = new Mailbox<Message>(1024, 'symbol actor');
   private readonly inflight = new Set<Promise<unknown>>();
-  private lastSeq = 0;
-  private lastDelivery = 0;
   private snapshotSeq = 0;
   private caughtUp = false;
-  /** Wall clock minus exchange clock when the newest trade was applied. */
-  private offsetMs = 0;
   private lastFormingAt = Number.NEGATIVE_INFINITY;
   private formingTimer: TimerHandle | null = null;
   private closeTimer: TimerHandle | null = null;
   private snapshotTimer: TimerHandle | null = null;
   private rulesTimer: TimerHandle | null = null;
-  private stage!: AnalyticsStage;
   private quarantine!: Quarantine;
   private consumer: Consumer | null = null;
   private readonly publishRetry = retryForever(50, 2000);
@@ -97,7 +94,14 @@ export class SymbolActor implements ActorBehavior {
   async run(ctx: ActorContext): Promise<void> {
     this.ctx = ctx;
     const { topo } = this.deps;
-    this.quarantine = new Quarantine(topo.nc, this.ex, this.sym, 'symbol', new OnceLogger(ctx.log));
+    this.quarantine = Quarantine.forSymbol(
+      topo.nc,
+      this.ex,
+      this.sym,
+      'symbol',
+      new OnceLogger(ctx.log),
+      ctx.clock,
+    );
     const startup = retryFor(30_000);
     // Listen for rule changes before the rules are first loaded: a rule created while the actor
     // starts is then reloaded from the mailbox instead of waiting for the periodic refresh.
@@ -114,18 +118,13 @@ export class SymbolActor implements ActorBehavior {
   }
 
   private async runSubscribed(ctx: ActorContext, startup: RetryPolicy): Promise<void> {
-    const { cfg } = this.deps;
     const snapshot = await startup.execute(() => this.loadSnapshot(), ctx.signal);
-    this.builder = new BarBuilder(snapshot?.state ?? emptyState(this.ex, this.sym), {
-      graceMs: cfg.bars.graceMs,
-      revisionWindow: cfg.bars.revisionWindow,
-    });
-    this.lastSeq = this.snapshotSeq = snapshot?.seq ?? 0;
-    await this.startAnalytics(snapshot);
-    const messages = await startup.execute(() => this.openConsumer(this.lastSeq + 1), ctx.signal);
+    await this.start(snapshot);
+    this.snapshotSeq = this.state.seq;
+    const messages = await startup.execute(() => this.openConsumer(this.state.seq + 1), ctx.signal);
     const pump = this.pump(messages);
     this.scheduleSnapshot();
-    this.scheduleClose();
+    this.scheduleClose(nextCloseAt(this.state));
     ctx.ready();
     const onAbort = () => {
       messages.stop();
@@ -152,23 +151,31 @@ export class SymbolActor implements ActorBehavior {
   }
 
   /**
-   * Restores the analytics from the snapshot, or starts them fresh and warms the indicators up
-   * from stored bars; then loads the alert rules. The database being down delays neither the
-   * bars nor the actor: warm-up is skipped (logged) and rules are retried on the next refresh.
+   * Restores the state from the snapshot, or starts fresh and warms the indicators up from
+   * stored bars; then loads the alert rules. The database being down delays neither the bars
+   * nor the actor: warm-up is skipped (logged) and rules are retried on the next refresh.
    */
-  private async startAnalytics(snapshot: Snapshot | null): Promise<void> {
+  private async start(snapshot: SymbolSnapshot | null): Promise<void> {
     const { cfg, pool } = this.deps;
-    const saved = snapshot?.analytics;
-    const restored = AnalyticsStage.restorable(saved);
-    try {
-      this.stage = new AnalyticsStage(this.ex, this.sym, cfg.analytics.quality, restored ? saved : undefined);
-    } catch (err) {
-      this.ctx.log.warn({ err }, 'unreadable analytics snapshot; starting the analytics afresh');
-      this.stage = new AnalyticsStage(this.ex, this.sym, cfg.analytics.quality);
-    }
+    const started = startSymbolState(
+      this.ex,
+      this.sym,
+      {
+        graceMs: cfg.bars.graceMs,
+        revisionWindow: cfg.bars.revisionWindow,
+        quality: cfg.analytics.quality,
+      },
+      snapshot,
+    );
+    this.state = started.state;
+    if (started.analyticsProblem)
+      this.ctx.log.warn(
+        { err: started.analyticsProblem },
+        'unreadable analytics snapshot; starting the analytics afresh',
+      );
     if (!pool) return;
-    if (!restored) {
-      const n = await this.stage.warmUp(pool, cfg.analytics.warmupBars).catch((err) => {
+    if (!started.analyticsRestored) {
+      const n = await this.state.stage.warmUp(pool, cfg.analytics.warmupBars).catch((err) => {
         this.ctx.log.warn({ err: (err as Error).message }, 'indicator warm-up from stored bars failed');
         return 0;
       });
@@ -178,15 +185,16 @@ export class SymbolActor implements ActorBehavior {
   }
 
   private async reloadRules(): Promise<void> {
+    const { stage } = this.state;
     if (this.deps.pool)
-      await this.stage.loadRules(this.deps.pool).catch((err) => {
+      await stage.loadRules(this.deps.pool).catch((err) => {
         this.ctx.log.warn(
           { err: (err as Error).message },
           'cannot load alert rules; keeping the current ones',
         );
       });
     // Health shows the rules in force now, not as of the next trade.
-    this.ctx.setDetail({ alertRules: this.stage.rulesCount });
+    this.ctx.setDetail({ alertRules: stage.rulesCount });
     if (this.rulesTimer) this.ctx.clock.clearTimeout(this.rulesTimer);
     this.rulesTimer = this.ctx.clock.setTimeout(
       () => this.mailbox.offer({ type: 'rules' }),
@@ -194,16 +202,17 @@ export class SymbolActor implements ActorBehavior {
     );
   }
 
-  private async loadSnapshot(): Promise<Snapshot | null> {
+  /**
+   * The snapshot to resume from. One that fails validation is quarantined (counted, logged
+   * once) and the actor rebuilds from the start of the stream, as without a snapshot.
+   */
+  private async loadSnapshot(): Promise<SymbolSnapshot | null> {
     const entry = await this.deps.topo.kv.symbolState.get(stateKeys.symbol(this.ex, this.sym));
-    if (entry?.operation !== 'PUT' || entry.value.length === 0) return null;
-    const parsed = decodeJson(entry.value);
-    const snap = parsed.ok ? (parsed.value as Snapshot) : null;
-    if (!snap || snap.v !== SCHEMA_VERSION || typeof snap.seq !== 'number' || !snap.state?.forming) {
-      this.ctx.log.warn('ignoring unreadable symbol snapshot; rebuilding from the stream');
-      return null;
-    }
-    return snap;
+    const data = entry?.operation === 'PUT' ? entry.value : null;
+    const read = readSnapshot(data);
+    if (read.ok) return read.value;
+    this.quarantine.send(`snapshot: ${read.error}; rebuilding from the stream`, data);
+    return null;
   }
 
   private async openConsumer(startSeq: number): Promise<ConsumerMessages> {
@@ -234,7 +243,7 @@ export class SymbolActor implements ActorBehavior {
       // The consumer ended on its own (deleted, connection closed): crash so the parent restarts us.
       if (!this.ctx.signal.aborted && !this.mailbox.isClosed) {
         this.mailbox.close();
-        this.crash = new Error('trade consumer ended unexpectedly');
+        this.crash = new ConsumerEndedError('trade');
       }
     }
   }
@@ -270,88 +279,26 @@ export class SymbolActor implements ActorBehavior {
   }
 
   private applyMessage(msg: JsMsg): void {
-    // First deliveries come with consecutive consumer sequences. A jump means messages were
-    // lost on the way (e.g. dropped for a slow client): applying this one could close a bar
-    // without them, so crash and replay from the last snapshot instead.
-    const delivery = msg.info.deliverySequence;
-    if (msg.info.deliveryCount === 1 && this.lastDelivery > 0 && delivery !== this.lastDelivery + 1) {
-      throw new Error(`trade delivery gap: consumer sequence ${this.lastDelivery} → ${delivery}`);
-    }
-    if (msg.info.deliveryCount === 1) this.lastDelivery = delivery;
-    this.lastSeq = msg.seq;
-    this.caughtUp = msg.info.pending === 0;
-    metrics.consumerLag.set({ actor: this.ctx.id }, msg.info.pending);
-    const parsed = decodeJson(msg.data);
-    const checked = parsed.ok ? validateFeedMessage(parsed.value) : parsed;
-    if (!checked.ok) {
-      this.quarantine.send(checked.error, msg.data);
-      msg.ack();
-      return;
-    }
-    const feed = checked.value;
-    const { ex, sym } = feed.kind === 'gap' ? feed.mark : feed.batch;
-    if (ex !== this.ex || sym !== this.sym) {
-      this.quarantine.send(`message for ${ex}/${sym} on ${msg.subject}`, parsed.ok ? parsed.value : null);
-      msg.ack();
-      return;
-    }
-    if (feed.kind !== 'trades') {
-      this.applyOther(feed);
-      msg.ack();
-      return;
-    }
-    const { batch, rejected } = feed;
-    for (const r of rejected) this.quarantine.send(r.reason, r.trade);
-    // Data quality before a trade touches a bar; freshness is judged against the time the
-    // message was stored, so a replay after a restart decides exactly as the first time.
-    const storedAt = Math.floor(msg.info.timestampNanos / 1e6);
-    const verdict = this.stage.judge(batch.trades, batch.source ?? 'live', storedAt, (id) =>
-      this.builder.hasSeen(id),
-    );
-    for (const q of verdict.quarantined) this.quarantine.send(`quality ${q.check}: ${q.reason}`, q.trade);
-    const before = this.builder.state.exClock;
-    const result = this.builder.applyTrades(verdict.good);
-    const after = this.builder.state.exClock;
-    if (after !== null && after !== before) this.offsetMs = this.ctx.clock.now() - after;
-    for (const t of result.tooLate) this.quarantine.send('late: bar no longer revisable', t);
-    this.publishClosed(result.closed);
-    const applied = verdict.good.length - result.duplicates - result.tooLate.length;
-    if (applied > 0) {
-      metrics.tradesIn.inc({ exchange: this.ex, symbol: this.sym }, applied);
-      this.ctx.markEvent(applied);
-    }
-    this.ctx.setDetail({
-      lastTradeTs: after,
-      watermark: this.builder.state.watermark,
-      pending: msg.info.pending,
-      qualityScore: this.stage.qualityScore,
-      alertRules: this.stage.rulesCount,
+    const { info } = msg;
+    const out = stepSymbol(this.state, {
+      type: 'feed',
+      seq: msg.seq,
+      delivery: info.deliverySequence,
+      redelivered: info.deliveryCount > 1,
+      subject: msg.subject,
+      data: msg.data,
+      storedAt: Math.floor(info.timestampNanos / 1e6),
+      now: this.ctx.clock.now(),
     });
+    this.caughtUp = info.pending === 0;
+    metrics.consumerLag.set({ actor: this.ctx.id }, info.pending);
+    this.carryOut(out);
+    if (out.applied.trades > 0)
+      metrics.tradesIn.inc({ exchange: this.ex, symbol: this.sym }, out.applied.trades);
+    const applied = out.applied.trades + out.applied.bars;
+    if (applied > 0) this.ctx.markEvent(applied);
+    if (out.detail) this.ctx.setDetail({ ...out.detail, pending: info.pending });
     msg.ack();
-    if (result.formingChanged) this.requestForming();
-    this.scheduleClose();
-  }
-
-  /** Source bars (Yahoo) and gap marks: same ordering and publication rules as trades. */
-  private applyOther(feed: Exclude<FeedMessage, { kind: 'trades' }>): void {
-    const before = this.builder.state.exClock;
-    let result: StepResult;
-    if (feed.kind === 'bars') {
-      for (const r of feed.rejected) this.quarantine.send(r.reason, r.bar);
-      const applied = this.builder.applySourceBars(feed.batch.bars);
-      for (const b of applied.tooLateBars) this.quarantine.send('late: source bar for a closed minute', b);
-      const n = feed.batch.bars.length - applied.duplicates - applied.tooLateBars.length;
-      if (n > 0) this.ctx.markEvent(n);
-      result = applied;
-    } else {
-      result = this.builder.markGap(feed.mark.gap.from, feed.mark.gap.to);
-      this.ctx.log.warn({ gap: feed.mark.gap }, 'unrepairable feed gap: bars marked incomplete');
-    }
-    const after = this.builder.state.exClock;
-    if (after !== null && after !== before) this.offsetMs = this.ctx.clock.now() - after;
-    this.publishClosed(result.closed);
-    if (result.formingChanged) this.requestForming();
-    this.scheduleClose();
   }
 
   private async onTick(): Promise<void> {
@@ -361,14 +308,13 @@ export class SymbolActor implements ActorBehavior {
     if (this.caughtUp && !(await this.nothingOutstanding())) this.caughtUp = false;
     if (!this.caughtUp) {
       // Replaying a backlog: the trades themselves advance the clock; check again shortly.
-      this.closeTimer = this.ctx.clock.setTimeout(() => this.mailbox.offer({ type: 'tick' }), 250);
+      this.closeTimer = this.ctx.clock.setTimeout(
+        () => this.mailbox.offer({ type: 'tick' }),
+        BACKLOG_RECHECK_MS,
+      );
       return;
     }
-    const exchangeNow = this.ctx.clock.now() - this.offsetMs;
-    const result = this.builder.advanceClock(exchangeNow);
-    this.publishClosed(result.closed);
-    if (result.formingChanged) this.requestForming();
-    this.scheduleClose();
+    this.carryOut(stepSymbol(this.state, { type: 'tick', now: this.ctx.clock.now() }));
   }
 
   /**
@@ -387,13 +333,27 @@ export class SymbolActor implements ActorBehavior {
     }
   }
 
+  /** Publishes and schedules what a step decided. */
+  private carryOut(out: SymbolEffects): void {
+    for (const q of out.quarantined) this.quarantine.send(q.reason, q.payload);
+    if (out.gap) this.ctx.log.warn({ gap: out.gap }, 'unrepairable feed gap: bars marked incomplete');
+    if (out.closed.length > 0) {
+      metrics.analyticsSeconds.observe(out.analyticsMs / 1000 / out.closed.length);
+      this.publishClosed(out.closed);
+    }
+    this.publishAll(out.publications);
+    const { kv } = this.deps.topo;
+    // Latest features for real-time serving: best effort (the table has every row).
+    for (const [tf, row] of out.latestFeatures)
+      kv.featuresLatest
+        .put(stateKeys.features(this.ex, this.sym, tf), encodeJson(row))
+        .catch((err) => this.ctx.log.debug({ err }, 'features-latest put failed'));
+    if (out.formingChanged) this.requestForming();
+    if (out.closeAt !== undefined) this.scheduleClose(out.closeAt);
+  }
+
   private publishClosed(bars: Bar[]): void {
-    if (bars.length === 0) return;
-    const { js, kv } = this.deps.topo;
-    const started = performance.now();
-    // Indicators and features travel with the closed bar (attached in place).
-    const { publications, latest } = this.stage.onClosed(bars);
-    metrics.analyticsSeconds.observe((performance.now() - started) / 1000 / bars.length);
+    const { js } = this.deps.topo;
     for (const bar of bars) {
       const subject = subjects.bar(bar.tf, bar.ex, bar.sym);
       const data = encodeJson(bar);
@@ -404,12 +364,6 @@ export class SymbolActor implements ActorBehavior {
       this.track(p);
       if (bar.q) this.countQuality(bar.q);
     }
-    this.publishAll(publications);
-    // Latest features for real-time serving: best effort (the table has every row).
-    for (const [tf, row] of latest)
-      kv.featuresLatest
-        .put(stateKeys.features(this.ex, this.sym, tf), encodeJson(row))
-        .catch((err) => this.ctx.log.debug({ err }, 'features-latest put failed'));
   }
 
   /** JetStream publications with ids (alerts, analytics updates) or plain events (quality). */
@@ -442,7 +396,7 @@ export class SymbolActor implements ActorBehavior {
       (e) => {
         this.inflight.delete(p);
         // Only reached when stopping: a lost publish must not be covered by a snapshot.
-        this.crash ??= new Error(`bar publish failed: ${(e as Error).message}`, { cause: e });
+        this.crash ??= new PublishFailedError('bar', { cause: e });
         this.mailbox.offer({ type: 'tick' });
       },
     );
@@ -468,18 +422,17 @@ export class SymbolActor implements ActorBehavior {
   private publishForming(): void {
     this.lastFormingAt = this.ctx.clock.now();
     const { nc } = this.deps.topo;
-    const bars = this.builder.formingBars();
-    const firings = this.stage.onForming(bars);
-    for (const bar of bars) nc.publish(subjects.live(bar.tf, bar.ex, bar.sym), encodeJson(bar));
-    this.publishAll(firings);
+    const out = stepSymbol(this.state, { type: 'forming' });
+    for (const bar of out.forming) nc.publish(subjects.live(bar.tf, bar.ex, bar.sym), encodeJson(bar));
+    this.publishAll(out.publications);
   }
 
-  private scheduleClose(): void {
+  /** (Re)sets the quiet-market timer to fire at wall time `at` (none when null). */
+  private scheduleClose(at: number | null): void {
     if (this.closeTimer) this.ctx.clock.clearTimeout(this.closeTimer);
     this.closeTimer = null;
-    const at = this.builder.nextCloseAt();
     if (at === null) return;
-    const delay = Math.max(0, at + this.offsetMs - this.ctx.clock.now());
+    const delay = Math.max(0, at - this.ctx.clock.now());
     this.closeTimer = this.ctx.clock.setTimeout(() => this.mailbox.offer({ type: 'tick' }), delay);
   }
 
@@ -490,14 +443,13 @@ export class SymbolActor implements ActorBehavior {
     }, this.deps.cfg.bars.snapshotIntervalMs);
   }
 
+  /** Written only once every publication before it is acknowledged (the restart contract). */
   private async snapshot(): Promise<void> {
-    if (this.lastSeq === this.snapshotSeq) return;
-    const seq = this.lastSeq;
-    const state = JSON.stringify(this.builder.state);
+    if (!snapshotDue(this.state, this.snapshotSeq)) return;
+    const seq = this.state.seq;
     await Promise.all(this.inflight);
     if (this.crash) throw this.crash;
-    const analytics = JSON.stringify(this.stage.toState());
-    const body = `{"v":${SCHEMA_VERSION},"seq":${seq},"state":${state},"analytics":${analytics}}`;
+    const body = encodeJson(snapshotOf(this.state));
     await this.deps.topo.kv.symbolState.put(stateKeys.symbol(this.ex, this.sym), body);
     this.snapshotSeq = seq;
   }

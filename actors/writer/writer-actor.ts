@@ -19,9 +19,7 @@ import {
   type Bar,
   consumers,
   decodeJson,
-  encodeJson,
   type Result,
-  SCHEMA_VERSION,
   STREAMS,
   subjects,
   validateAnalyticsUpdate,
@@ -30,6 +28,7 @@ import {
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
+import { Quarantine } from '../runtime/quarantine.ts';
 import { type AnalyticsRow, upsertAnalytics, upsertBars } from './candle-store.ts';
 
 /** Subjects of analytics updates inside BARS (`md.bar.ind.<tf>.<ex>.<sym>`). */
@@ -63,7 +62,7 @@ export class BarWriterActor implements ActorBehavior {
 
   async run(ctx: ActorContext): Promise<void> {
     const { topo, cfg } = this.deps;
-    const once = new OnceLogger(ctx.log);
+    const quarantine = Quarantine.forWriter(topo.nc, new OnceLogger(ctx.log), ctx.clock);
     const dbRetry = retryForever(200, 3000);
     dbRetry.onRetry((r) => {
       ctx.setDetail({ dbError: 'error' in r ? r.error.message : 'retrying', retryInMs: r.delay });
@@ -88,22 +87,7 @@ export class BarWriterActor implements ActorBehavior {
       for await (const m of this.mailbox) {
         if (m.type === 'bar') {
           const checked = decodeBarsMessage(m.msg.subject, m.msg.data);
-          if (!checked.ok) {
-            once.warn(checked.error, { subject: m.msg.subject, error: checked.error }, 'quarantined bar');
-            metrics.quarantined.inc({ source: 'writer', reason: checked.error.slice(0, 40) });
-            topo.nc.publish(
-              `md.quarantine.writer.bars`,
-              encodeJson({
-                v: SCHEMA_VERSION,
-                ex: 'writer',
-                sym: 'bars',
-                reason: checked.error,
-                source: 'writer',
-                at: Date.now(),
-                payload: m.msg.subject,
-              }),
-            );
-          }
+          if (!checked.ok) quarantine.send(checked.error, m.msg.subject);
           this.batch.push({ msg: m.msg, ...(checked.ok ? checked.value : { bar: null }) });
           if (this.batch.length >= cfg.writer.batchSize) await this.flush(ctx, dbRetry);
           else if (!this.flushTimer) {

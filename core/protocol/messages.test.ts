@@ -108,3 +108,48 @@ describe('validateFeedMessage', () => {
     expect(trades.ok && trades.value.kind).toBe('trades');
   });
 });
+
+describe('symbol snapshot validator', () => {
+  const ohlcv = { t: 0, o: 2, h: 3, l: 1, c: 2, vol: 5, n: 3, ft: 1, lt: 2 };
+  const snapshot = {
+    v: 1,
+    seq: 42,
+    state: {
+      ex: 'sim',
+      sym: 'X',
+      forming: [{ ...ohlcv, t: 120_000 }],
+      agg: { '5m': ohlcv },
+      watermark: 60_000,
+      exClock: 121_000,
+      recent1m: [{ bar: { ...ohlcv, inc: true }, rev: 1, gap: 0 }],
+      lastClosed: { '1h': { bar: ohlcv, rev: 0, gap: 2 } },
+      recentIds: ['a', 'b'],
+      idHead: 1,
+    },
+    analytics: { analytics: { v: 1 }, reported: {} },
+  };
+
+  it('accepts a snapshot and reads a null watermark as -Infinity', async () => {
+    const { validateSymbolSnapshot } = await import('./messages.ts');
+    expect(validateSymbolSnapshot(snapshot)).toEqual({ ok: true, value: snapshot });
+    const empty = { ...snapshot, state: { ...snapshot.state, watermark: null } };
+    const r = validateSymbolSnapshot(empty);
+    expect(r.ok && r.value.state.watermark).toBe(Number.NEGATIVE_INFINITY);
+  });
+
+  it.each([
+    ['another version', { ...snapshot, v: 2 }],
+    ['a fractional seq', { ...snapshot, seq: 1.5 }],
+    ['no state', { ...snapshot, state: undefined }],
+    ['a 1m aggregate', { ...snapshot, state: { ...snapshot.state, agg: { '1m': ohlcv } } }],
+    [
+      'a bar without close',
+      { ...snapshot, state: { ...snapshot.state, forming: [{ ...ohlcv, c: undefined }] } },
+    ],
+    ['an unknown field', { ...snapshot, state: { ...snapshot.state, extra: true } }],
+    ['ids that are not strings', { ...snapshot, state: { ...snapshot.state, recentIds: [1] } }],
+  ])('rejects %s', async (_what, input) => {
+    const { validateSymbolSnapshot } = await import('./messages.ts');
+    expect(validateSymbolSnapshot(input).ok).toBe(false);
+  });
+});

@@ -4,7 +4,7 @@
  * Validators never throw on bad input: they return a result, so callers can quarantine.
  */
 import { z } from 'zod';
-import { isTimeframe, TIMEFRAMES, type Timeframe } from './timeframes.ts';
+import { HIGHER_TIMEFRAMES, isTimeframe, TIMEFRAMES, type Timeframe } from './timeframes.ts';
 
 export const SCHEMA_VERSION = 1 as const;
 
@@ -418,3 +418,75 @@ export const alertFiringSchema = z.object({
   final: z.boolean(),
 });
 export type AlertFiringMessage = z.infer<typeof alertFiringSchema>;
+
+// ---------------------------------------------------------------- symbol snapshots (KV symbol-state)
+
+/** OHLCV of one bucket inside the bar builder's state; `t` is the bucket's open time. */
+const ohlcvStateSchema = z
+  .object({
+    t: z.number(),
+    o: z.number(),
+    h: z.number(),
+    l: z.number(),
+    c: z.number(),
+    vol: z.number(),
+    n: z.number(),
+    ft: z.number(),
+    lt: z.number(),
+    src: z.literal(true).optional(),
+    inc: z.literal(true).optional(),
+  })
+  .strict();
+export type OhlcvState = z.infer<typeof ohlcvStateSchema>;
+
+const closedBarStateSchema = z
+  .object({ bar: ohlcvStateSchema, rev: z.number().int(), gap: z.number() })
+  .strict();
+export type ClosedBarState = z.infer<typeof closedBarStateSchema>;
+
+type HigherTimeframe = (typeof HIGHER_TIMEFRAMES)[number];
+const higherTimeframeSchema = z.enum(HIGHER_TIMEFRAMES as [HigherTimeframe, ...HigherTimeframe[]]);
+
+/**
+ * The bar builder's whole state (analytics/bar-builder.ts). Strict, so a field the builder gains
+ * without this schema following fails the snapshot round-trip test instead of being dropped.
+ */
+const barBuilderStateSchema = z
+  .object({
+    ex: z.string(),
+    sym: z.string(),
+    forming: z.array(ohlcvStateSchema),
+    agg: z.partialRecord(higherTimeframeSchema, ohlcvStateSchema),
+    // JSON has no infinities: the empty state's -Infinity is written as null.
+    watermark: z
+      .number()
+      .nullable()
+      .transform((w) => w ?? Number.NEGATIVE_INFINITY),
+    exClock: z.number().nullable(),
+    recent1m: z.array(closedBarStateSchema),
+    lastClosed: z.partialRecord(higherTimeframeSchema, closedBarStateSchema),
+    recentIds: z.array(z.string()),
+    idHead: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+export type BarBuilderState = z.infer<typeof barBuilderStateSchema>;
+
+/**
+ * A symbol actor's resume point in KV `symbol-state`: the bar builder's state and the TRADES
+ * sequence it reflects, plus the analytics state (checked in depth where it is restored; a
+ * snapshot with unreadable analytics still restores the bars).
+ */
+export const symbolSnapshotSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    /** Last TRADES stream sequence reflected in `state`. */
+    seq: z.number().int().nonnegative(),
+    state: barBuilderStateSchema,
+    analytics: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+export type SymbolSnapshot = z.infer<typeof symbolSnapshotSchema>;
+
+export function validateSymbolSnapshot(x: unknown): Result<SymbolSnapshot> {
+  return validateWith(symbolSnapshotSchema, x);
+}

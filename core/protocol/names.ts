@@ -45,6 +45,8 @@ export const subjects = Object.freeze({
   rulesChanged: (ex: string, sym: string) => `tm.ctl.rules.${ex}.${encodeSymbol(sym)}`,
   actorEvent: (event: string, actorId: string) => `sys.actor.${event}.${actorId}`,
   eventStreamSubjects: ['md.quality.>', 'md.quarantine.>', 'md.alert.>', 'sys.actor.>'],
+  /** BARS messages the bar writer could not store (a quarantine subject of its own). */
+  writerQuarantine: () => 'md.quarantine.writer.bars',
 });
 
 /** The kind of a forming/closed subject (`md.live…` or `md.bar…`). */

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { barsFromTrades } from '../../actors/symbol/bar-builder.ts';
+import { barsFromTrades } from '../../analytics/bar-builder.ts';
 import { TIMEFRAMES, type Trade } from '../../core/protocol/index.ts';
 import { eventually, topology } from '../support/infra.ts';
 import { startSystem, storedBars, type TestSystem } from '../support/system.ts';

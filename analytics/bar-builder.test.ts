@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Bar, TIMEFRAMES, type Trade } from '../../core/protocol/index.ts';
+import { type Bar, TIMEFRAMES, type Trade } from '../core/protocol/index.ts';
 import { BarBuilder, type BuilderState, barsFromTrades, emptyState } from './bar-builder.ts';
 
 const T0 = Date.UTC(2024, 0, 2, 0, 0, 0);

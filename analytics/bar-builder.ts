@@ -1,6 +1,6 @@
 /**
  * The bar builder: pure logic, no I/O, no wall clock. State + trades (or an exchange-clock
- * reading) → state + closed bars. The running SymbolActor feeds it and publishes what it returns.
+ * reading) → state + closed bars. The symbol actor's step (actors/symbol/symbol-step.ts) feeds it.
  *
  * Rules (DESIGN.md "Bars"):
  * - 1m bars are built from trades on the exchange clock; a bucket closes once the exchange
@@ -18,60 +18,41 @@
  */
 import {
   type Bar,
+  type BarBuilderState,
   bucketStart,
+  type ClosedBarState,
   HIGHER_TIMEFRAMES,
+  type OhlcvState,
   SCHEMA_VERSION,
   type SourceBar,
   TIMEFRAME_MS,
   type Timeframe,
   type Trade,
-} from '../../core/protocol/index.ts';
+} from '../core/protocol/index.ts';
 
 type HigherTf = (typeof HIGHER_TIMEFRAMES)[number];
 
-/** OHLCV of one bucket, without identity; `t` is the bucket open time. */
-export interface Ohlcv {
-  t: number;
-  o: number;
-  h: number;
-  l: number;
-  c: number;
-  vol: number;
-  n: number;
-  ft: number;
-  lt: number;
-  /** Built from source bars rather than trades. */
-  src?: true;
-  /** Marked incomplete (an unrepairable feed gap overlaps it). */
-  inc?: true;
-}
+/**
+ * OHLCV of one bucket, without identity; `t` is the bucket open time. `src`: built from source
+ * bars rather than trades; `inc`: marked incomplete (an unrepairable feed gap overlaps it).
+ */
+export type Ohlcv = OhlcvState;
 
-interface ClosedRef {
-  bar: Ohlcv;
-  rev: number;
-  gap: number;
-}
+type ClosedRef = ClosedBarState;
 
-export interface BuilderState {
-  ex: string;
-  sym: string;
-  /** 1m buckets not yet closed, ascending by open time (usually one, two during the grace). */
-  forming: Ohlcv[];
-  /** Per higher timeframe: aggregate of the closed 1m bars of its current bucket. */
-  agg: Partial<Record<HigherTf, Ohlcv>>;
-  /** Every bucket whose end is <= watermark is closed (exchange clock, ms). */
-  watermark: number;
-  /** Newest trade timestamp seen. */
-  exClock: number | null;
-  /** Recently closed 1m bars, ascending, for revisions and gap counting. */
-  recent1m: ClosedRef[];
-  /** Last closed bar per higher timeframe, for revisions and gap counting. */
-  lastClosed: Partial<Record<HigherTf, ClosedRef>>;
-  /** Ids of the most recently applied trades (a ring buffer), to drop re-delivered ones. */
-  recentIds: string[];
-  /** Next slot to overwrite in `recentIds` once it is full. */
-  idHead?: number;
-}
+/**
+ * The builder's state; it is the `state` of a symbol snapshot, so its shape (and validator) is
+ * the wire type `BarBuilderState` in the protocol module:
+ * - `forming`: 1m buckets not yet closed, ascending by open time (usually one, two in the grace);
+ * - `agg`: per higher timeframe, the aggregate of the closed 1m bars of its current bucket;
+ * - `watermark`: every bucket whose end is <= it is closed (exchange clock, ms);
+ * - `exClock`: newest trade timestamp seen;
+ * - `recent1m`: recently closed 1m bars, ascending, for revisions and gap counting;
+ * - `lastClosed`: last closed bar per higher timeframe, for revisions and gap counting;
+ * - `recentIds` / `idHead`: ids of the most recently applied trades (a ring buffer, next slot
+ *   to overwrite once full), to drop re-delivered ones.
+ */
+export type BuilderState = BarBuilderState;
 
 export interface BuilderOptions {
   graceMs: number;
@@ -122,35 +103,43 @@ function barOfTrade(t: number, trade: Trade): Ohlcv {
   };
 }
 
+/**
+ * Merges OHLCV that arrived later into `bar`: open from the earliest first trade, close from
+ * the latest last trade (ties: the later arrival). One body for trades and for bars.
+ */
+function mergeInto(
+  bar: Ohlcv,
+  o: number,
+  h: number,
+  l: number,
+  c: number,
+  vol: number,
+  n: number,
+  ft: number,
+  lt: number,
+): void {
+  if (ft < bar.ft) {
+    bar.o = o;
+    bar.ft = ft;
+  }
+  if (lt >= bar.lt) {
+    bar.c = c;
+    bar.lt = lt;
+  }
+  if (h > bar.h) bar.h = h;
+  if (l < bar.l) bar.l = l;
+  bar.vol += vol;
+  bar.n += n;
+}
+
 function mergeTrade(bar: Ohlcv, trade: Trade): void {
-  if (trade.ts < bar.ft) {
-    bar.o = trade.px;
-    bar.ft = trade.ts;
-  }
-  if (trade.ts >= bar.lt) {
-    bar.c = trade.px;
-    bar.lt = trade.ts;
-  }
-  if (trade.px > bar.h) bar.h = trade.px;
-  if (trade.px < bar.l) bar.l = trade.px;
-  bar.vol += trade.qty;
-  bar.n += 1;
+  const { px, ts } = trade;
+  mergeInto(bar, px, px, px, px, trade.qty, 1, ts, ts);
 }
 
 /** Merges `b` into `a`; `b` is later in arrival order. */
 export function mergeBar(a: Ohlcv, b: Ohlcv): void {
-  if (b.ft < a.ft) {
-    a.o = b.o;
-    a.ft = b.ft;
-  }
-  if (b.lt >= a.lt) {
-    a.c = b.c;
-    a.lt = b.lt;
-  }
-  if (b.h > a.h) a.h = b.h;
-  if (b.l < a.l) a.l = b.l;
-  a.vol += b.vol;
-  a.n += b.n;
+  mergeInto(a, b.o, b.h, b.l, b.c, b.vol, b.n, b.ft, b.lt);
   if (b.src) a.src = true;
   if (b.inc) a.inc = true;
 }
@@ -246,18 +235,9 @@ export class BarBuilder {
       }
       this.rememberId(id);
       const forming = this.state.forming;
-      const bar: Ohlcv = {
-        t: b.t,
-        o: b.o,
-        h: b.h,
-        l: b.l,
-        c: b.c,
-        vol: b.vol,
-        n: 0,
-        ft: b.t,
-        lt: b.t + ONE_MIN - 1,
-        src: true,
-      };
+      // Field by field: the state is a strict wire type, so no stray key of the message may enter.
+      const { t, o, h, l, c, vol } = b;
+      const bar: Ohlcv = { t, o, h, l, c, vol, n: 0, ft: t, lt: t + ONE_MIN - 1, src: true };
       const i = forming.findIndex((f) => f.t >= b.t);
       if (i >= 0 && forming[i]!.t === b.t) mergeBar(forming[i]!, bar);
       else forming.splice(i < 0 ? forming.length : i, 0, bar);
