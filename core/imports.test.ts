@@ -68,7 +68,9 @@ function crossFolderImports(file: string): ImportEdge[] {
 
 describe('import direction', () => {
   it('follows the table of allowed edges between top-level folders', () => {
-    const edges = FOLDERS.flatMap((folder) => productionFiles(join(ROOT, folder))).flatMap(crossFolderImports);
+    const edges = FOLDERS.flatMap((folder) => productionFiles(join(ROOT, folder))).flatMap(
+      crossFolderImports,
+    );
     // The scan must see the real imports, or an empty result would pass for the wrong reason.
     expect(edges.some((e) => e.from === 'actors' && e.to === 'core')).toBe(true);
     const broken = edges

@@ -9,7 +9,6 @@ import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectNats } from '../core/nats.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
-import { importTrades } from './trades-import.ts';
 import { startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import {
@@ -20,6 +19,7 @@ import {
   startSupervisorRole,
   startWorkerRole,
 } from './roles.ts';
+import { importTrades } from './trades-import.ts';
 import { verifyBars } from './verify.ts';
 
 /**
