@@ -13,7 +13,7 @@ import { createTransport, type Transporter } from 'nodemailer';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
 import { metrics } from '../../core/metrics.ts';
-import type { Topology } from '../../core/nats.ts';
+import { infoOrNull, type Topology } from '../../core/nats.ts';
 import {
   type AlertFiringMessage,
   alertFiringSchema,
@@ -101,7 +101,7 @@ export class AlertDispatcherActor implements ActorBehavior {
 
   private async openConsumer(): Promise<void> {
     const { jsm } = this.deps.topo;
-    const existing = await jsm.consumers.info(STREAMS.events, consumers.alertDispatcher).catch(() => null);
+    const existing = await infoOrNull(jsm.consumers.info(STREAMS.events, consumers.alertDispatcher));
     if (existing) return;
     await jsm.consumers.add(STREAMS.events, {
       durable_name: consumers.alertDispatcher,
