@@ -169,3 +169,10 @@ export class InvariantError extends TmError {
     super('TM_ERR_INVARIANT', 500, `internal invariant broken: ${detail}`);
   }
 }
+
+/** A JetStream consumer's messages ended while its actor ran: the actor crashes and is restarted. */
+export class ConsumerEndedError extends TmError {
+  constructor(what: string) {
+    super('TM_ERR_CONSUMER_ENDED', 500, `${what} ended unexpectedly`);
+  }
+}

@@ -12,6 +12,7 @@ import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
+import { ConsumerEndedError } from '../../core/errors.ts';
 import { metrics } from '../../core/metrics.ts';
 import { infoOrNull, type Topology } from '../../core/nats.ts';
 import {
@@ -96,7 +97,7 @@ export class AlertDispatcherActor implements ActorBehavior {
       await deliveries;
       this.mailer?.close();
     }
-    if (!ctx.signal.aborted) throw new Error('alert consumer ended unexpectedly');
+    if (!ctx.signal.aborted) throw new ConsumerEndedError('alert consumer');
   }
 
   private async openConsumer(): Promise<void> {

@@ -11,6 +11,7 @@ import type { RetryPolicy } from 'cockatiel';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
+import { ConsumerEndedError } from '../../core/errors.ts';
 import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import { infoOrNull, type Topology } from '../../core/nats.ts';
@@ -121,7 +122,7 @@ export class BarWriterActor implements ActorBehavior {
       messages.stop();
       await pump;
     }
-    if (!ctx.signal.aborted) throw new Error('bar consumer ended unexpectedly');
+    if (!ctx.signal.aborted) throw new ConsumerEndedError('bar consumer');
   }
 
   /**
