@@ -132,7 +132,7 @@ export class SlowSubscriberError extends TmError {
 
 export class IllegalTransitionError extends TmError {
   constructor(from: string, to: string) {
-    super('TM_ERR_ILLEGAL_TRANSITION', 500, `illegal actor transition ${from} → ${to}`);
+    super('TM_ERR_BAD_TRANSITION', 500, `illegal actor transition ${from} → ${to}`);
   }
 }
 
