@@ -1,6 +1,7 @@
 /** Maps an actor spec to its behavior; the one place that knows every actor kind. */
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
+import { UnsupportedActorError } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
 import type { ActorSpec } from '../core/protocol/index.ts';
 import { AlertDispatcherActor } from './alerts/dispatcher-actor.ts';
@@ -28,37 +29,30 @@ export interface ActorDeps {
   adapters?: ExchangeAdapters;
 }
 
-export class UnsupportedActorError extends Error {
-  constructor(spec: ActorSpec) {
-    super(`no behavior for actor ${spec.id} (kind ${spec.kind}, exchange kind ${spec.exchangeKind ?? '-'})`);
-  }
-}
-
 export function behaviorFactory(deps: ActorDeps): BehaviorFactory {
   return (spec: ActorSpec): ActorBehavior => {
     switch (spec.kind) {
       case 'symbol':
-        return new SymbolActor(spec.exchange!, spec.symbol!, deps);
+        return new SymbolActor(spec.exchange, spec.symbol, deps);
       case 'writer':
         return new BarWriterActor(deps);
       case 'alerts':
         return new AlertDispatcherActor(deps);
       case 'exchange':
-        if (spec.exchangeKind === 'sim')
-          return new SimExchangeActor(spec.exchange!, spec.symbols ?? [], deps);
+        if (spec.exchangeKind === 'sim') return new SimExchangeActor(spec.exchange, spec.symbols, deps);
         if (spec.exchangeKind === 'yahoo')
-          return new YahooExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, {
+          return new YahooExchangeActor(spec.exchange, spec.symbols, spec.options, {
             topo: deps.topo,
             yahoo: deps.adapters?.yahoo,
           });
         if (spec.exchangeKind === 'ccxt')
-          return new CcxtExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, {
+          return new CcxtExchangeActor(spec.exchange, spec.symbols, spec.options, {
             topo: deps.topo,
             ccxt: deps.adapters?.ccxt,
           });
         if (spec.exchangeKind === 'replay')
-          return new ReplayExchangeActor(spec.exchange!, spec.symbols ?? [], spec.options, deps);
-        throw new UnsupportedActorError(spec);
+          return new ReplayExchangeActor(spec.exchange, spec.symbols, spec.options, deps);
+        throw new UnsupportedActorError(spec.id, `exchange kind ${spec.exchangeKind}`);
     }
   };
 }

@@ -4,12 +4,14 @@
  * since a watch can miss nothing but a reconnect can delay it), and runs the actors under a
  * LocalSupervisor. Actor events go to `sys.actor.<event>.<id>`.
  */
+
 import { hostname } from 'node:os';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
+import { BadArgumentError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
 import { listKeys, liveWorkers, type Topology } from '../core/nats.ts';
@@ -92,7 +94,7 @@ export class Worker {
         actors: () => this.sup.cells().map((c) => c.healthRecord()),
         restart: async (req) => {
           const id = (req as { id?: unknown }).id;
-          if (typeof id !== 'string') throw new Error('restart needs {"id": "<actor id>"}');
+          if (typeof id !== 'string') throw new BadArgumentError('id', 'restart needs {"id": "<actor id>"}');
           return { id, worker: this.id, restarted: await this.sup.restartChild(id) };
         },
         drain: async () => {

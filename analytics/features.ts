@@ -22,6 +22,7 @@
  * - hour (0–23) and weekday (0 = Sunday) of the bar's open time in UTC.
  * - marketOpen: supplied by the caller (per call, or an `isMarketOpen(t)` option), else null.
  */
+import { BadArgumentError } from '../core/errors.ts';
 import type { BarPoint, IndicatorValues } from './indicators.ts';
 import { layout, RevisionTooOldError, SeriesState, type SeriesStateJson } from './series-state.ts';
 
@@ -89,7 +90,7 @@ export class FeatureSeries {
   constructor(opts: FeatureSeriesOptions = {}) {
     this.lookback = opts.squeezeLookback ?? 120;
     if (!Number.isInteger(this.lookback) || this.lookback < 2)
-      throw new RangeError('squeezeLookback must be >= 2');
+      throw new BadArgumentError('squeezeLookback', 'must be an integer >= 2');
     this.st = new SeriesState(
       `features:v${FEATURE_VERSION}:${SIZE}:${this.lookback}`,
       SIZE,

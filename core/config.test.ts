@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
@@ -33,5 +35,34 @@ describe('loadConfig', () => {
   it('accepts the config file shipped for Kubernetes', () => {
     const file = new URL('../k8s/base/tickmesh.json', import.meta.url);
     expect(() => loadConfig({}, JSON.parse(readFileSync(file, 'utf8')))).not.toThrow();
+  });
+
+  it('owns the quality checks: defaults filled in and frozen, a typo in TICKMESH_CONFIG rejected at load', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tickmesh-config-'));
+    try {
+      const file = (name: string, content: unknown) => {
+        const path = join(dir, name);
+        writeFileSync(path, JSON.stringify(content));
+        return path;
+      };
+      const defaults = loadConfig({}).analytics.quality;
+      expect(defaults.jump).toEqual({ action: 'quarantine', pct: 10 });
+      expect(defaults.volume.quarantineFactor).toBe(500);
+      expect(Object.isFrozen(defaults.zscore)).toBe(true);
+
+      const tuned = loadConfig({
+        TICKMESH_CONFIG: file('ok.json', { analytics: { quality: { zscore: { action: 'off' } } } }),
+      });
+      expect(tuned.analytics.quality.zscore).toMatchObject({ action: 'off', sigma: 3, window: 100 });
+      expect(tuned.analytics.warmupBars).toBe(300);
+
+      const typo = file('typo.json', { analytics: { quality: { jump: { pc: 5 } } } });
+      expect(() => loadConfig({ TICKMESH_CONFIG: typo })).toThrow(ConfigError);
+      expect(() => loadConfig({ TICKMESH_CONFIG: typo })).toThrow(/"pc".*analytics\.quality\.jump/);
+      const badAction = file('action.json', { analytics: { quality: { stale: { action: 'drop' } } } });
+      expect(() => loadConfig({ TICKMESH_CONFIG: badAction })).toThrow(/analytics\.quality\.stale\.action/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

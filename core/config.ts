@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { qualityConfigSchema } from './quality-config.ts';
 
 const ms = z.number().int().positive();
 
@@ -153,15 +154,16 @@ export const configSchema = z
       }),
     analytics: z
       .object({
-        /** Data-quality checks (analytics/quality.ts; defaults there). */
-        quality: z.record(z.string(), z.unknown()).default({}),
+        /** Data-quality checks: actions and limits (core/quality-config.ts, named defaults there). */
+        quality: qualityConfigSchema.prefault({}),
         /** Closed bars per timeframe read from the database to warm indicators up on a cold start. */
         warmupBars: z.number().int().min(0).max(5000).default(300),
         /** How often symbol actors re-read their alert rules (they also react to changes at once). */
         rulesRefreshMs: ms.default(30_000),
       })
       .strict()
-      .default({ quality: {}, warmupBars: 300, rulesRefreshMs: 30_000 }),
+      // Parsed (not copied) when absent, so the quality checks' own defaults fill it in.
+      .prefault({}),
     writer: z
       .object({
         batchSize: z.number().int().min(1).max(10_000).default(1000),

@@ -127,3 +127,67 @@ export class PublishFailedError extends TmError {
     super('TM_ERR_PUBLISH_FAILED', 500, `${what} publish failed${detail}`, options);
   }
 }
+
+export class UnknownExchangeError extends TmError {
+  constructor(exchange: string) {
+    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
+  }
+}
+
+/** The object named does not exist (an alert rule, an actor to restart). */
+export class NotFoundError extends TmError {
+  constructor(what: string) {
+    super('TM_ERR_NOT_FOUND', 404, what);
+  }
+}
+
+/** A subscriber's queue of closed bars passed its bound: it is cut off rather than grow memory. */
+export class SlowSubscriberError extends TmError {
+  constructor(max: number) {
+    super(
+      'TM_ERR_SLOW_SUBSCRIBER',
+      429,
+      `subscription cancelled: more than ${max} undelivered messages (client too slow)`,
+    );
+  }
+}
+
+export class IllegalTransitionError extends TmError {
+  constructor(from: string, to: string) {
+    super('TM_ERR_BAD_TRANSITION', 500, `illegal actor transition ${from} → ${to}`);
+  }
+}
+
+export class DuplicateActorError extends TmError {
+  constructor(id: string) {
+    super('TM_ERR_DUPLICATE_ACTOR', 409, `actor ${id} is already registered in this supervisor`);
+  }
+}
+
+/** An actor spec no behavior exists for (e.g. an exchange kind without an adapter). */
+export class UnsupportedActorError extends TmError {
+  constructor(id: string, kind: string) {
+    super('TM_ERR_UNSUPPORTED_ACTOR', 500, `no behavior for actor ${id} (${kind})`);
+  }
+}
+
+/** An alert could not be delivered on a channel; the dispatcher retries it. */
+export class DeliveryError extends TmError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TM_ERR_DELIVERY', 502, message, options);
+  }
+}
+
+/** Another process answered a request with something this one cannot use. */
+export class RemoteError extends TmError {
+  constructor(who: string, detail: string, options?: { cause?: unknown }) {
+    super('TM_ERR_REMOTE', 502, `${who} answered: ${detail}`, options);
+  }
+}
+
+/** A state the code rules out was reached: a bug, reported with what was found. */
+export class InvariantError extends TmError {
+  constructor(detail: string) {
+    super('TM_ERR_INVARIANT', 500, `internal invariant broken: ${detail}`);
+  }
+}

@@ -14,6 +14,7 @@
  *   the table the feasts are unknown and those days count as trading days. Government
  *   "administrative leave" days that lengthen a feast are not BIST holidays (BIST trades then).
  */
+import { BadArgumentError, InvariantError } from './errors.ts';
 
 export type Calendar = 'NYSE' | 'NASDAQ' | 'BIST' | '24x7';
 export type ClosedReason = 'weekend' | 'holiday' | 'before-open' | 'after-close' | 'early-close';
@@ -74,7 +75,7 @@ const ymdKey = ({ y, m, d }: Ymd): string =>
 
 function parseYmd(s: string): Ymd {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
-  if (!match) throw new Error(`not a YYYY-MM-DD date: ${s}`);
+  if (!match) throw new BadArgumentError('date', `${JSON.stringify(s)} is not a YYYY-MM-DD date`);
   return { y: Number(match[1]), m: Number(match[2]), d: Number(match[3]) };
 }
 
@@ -384,7 +385,7 @@ function nextSessionAfter(calendar: Exclude<Calendar, '24x7'>, date: Ymd): Sessi
     const td = tradingDay(calendar, ymdKey(day));
     if (td.trading) return td.session;
   }
-  throw new Error(`no ${calendar} session within 30 days after ${ymdKey(date)}`);
+  throw new InvariantError(`no ${calendar} session within 30 days after ${ymdKey(date)}`);
 }
 
 export function marketState(calendar: Calendar, at: number): MarketState {

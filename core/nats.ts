@@ -4,6 +4,8 @@
  */
 import {
   DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -37,6 +39,30 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
     reconnectTimeWait: 500,
     pingInterval: 10_000,
   });
+}
+
+/**
+ * Whether a JetStream API call failed because the stream or consumer it names does not exist,
+ * judged by the server's API error code (10059, 10014), not by the message text.
+ */
+export function isNotFound(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
+  );
+}
+
+/**
+ * The result of a JetStream lookup (`jsm.streams.info`, `jsm.consumers.info`, …), or null when
+ * what it names does not exist. Any other failure (a timeout, no JetStream) is thrown.
+ */
+export async function infoOrNull<T>(lookup: Promise<T>): Promise<T | null> {
+  try {
+    return await lookup;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
 }
 
 export interface Topology {
@@ -83,7 +109,7 @@ function streamSpecs(cfg: Config): StreamSpec[] {
 }
 
 async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
-  const existing = await jsm.streams.info(spec.name).catch(() => null);
+  const existing = await infoOrNull(jsm.streams.info(spec.name));
   if (!existing) {
     try {
       await jsm.streams.add({
@@ -95,7 +121,7 @@ async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<vo
       return;
     } catch (e) {
       // Another process created it between our info() and add(): fall through to update.
-      if (!(await jsm.streams.info(spec.name).catch(() => null))) throw e;
+      if (!(await infoOrNull(jsm.streams.info(spec.name)))) throw e;
     }
   }
   const cur = (await jsm.streams.info(spec.name)).config;

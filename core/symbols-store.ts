@@ -4,7 +4,7 @@
  * through NOTIFY (and its poll), so no process restarts.
  */
 import type { Pool } from './db.ts';
-import { TmError, UnknownSymbolError } from './errors.ts';
+import { UnknownExchangeError, UnknownSymbolError } from './errors.ts';
 import { assertExchangeId, encodeSymbol } from './protocol/index.ts';
 
 export interface SymbolRow {
@@ -16,8 +16,7 @@ export interface SymbolRow {
 export async function assertExchangeExists(pool: Pool, exchange: string): Promise<void> {
   assertExchangeId(exchange);
   const { rows } = await pool.query('SELECT 1 FROM exchanges WHERE id = $1', [exchange]);
-  if (rows.length === 0)
-    throw new TmError('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
+  if (rows.length === 0) throw new UnknownExchangeError(exchange);
 }
 
 export async function listSymbols(

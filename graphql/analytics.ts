@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ALERT_CONDITIONS, alertRuleSchema, FEATURE_VERSION, QUALITY_CHECKS } from '../analytics/index.ts';
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, TmError, UnknownSymbolError } from '../core/errors.ts';
+import { BadArgumentError, NotFoundError, UnknownSymbolError } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
 import {
   type AlertFiringMessage,
@@ -288,7 +288,7 @@ export class AlertRulesApi {
     const before = await this.pool.query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM alert_rules WHERE id = $1`, [
       id,
     ]);
-    if (!before.rows[0]) throw new TmError('TM_ERR_NOT_FOUND', 404, `no alert rule ${JSON.stringify(id)}`);
+    if (!before.rows[0]) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
     const { rows } = await this.pool.query<RuleRow>(
       `UPDATE alert_rules SET exchange = $2, symbol = $3, timeframe = $4, condition = $5, threshold = $6,
               cooldown_ms = $7, one_time = $8, enabled = $9, channels = $10, note = $11, updated_at = now()

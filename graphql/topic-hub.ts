@@ -5,7 +5,9 @@
  * if closed bars pile up beyond the bound, the client is cut off with an error rather than
  * growing memory.
  */
+
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { SlowSubscriberError } from '../core/errors.ts';
 import { metrics } from '../core/metrics.ts';
 
 export interface HubItem<T> {
@@ -15,13 +17,6 @@ export interface HubItem<T> {
 }
 
 export type Decoder<T> = (subject: string, data: Uint8Array) => HubItem<T> | null;
-
-export class SlowConsumerError extends Error {
-  readonly code = 'TM_ERR_SLOW_SUBSCRIBER';
-  constructor(max: number) {
-    super(`subscription cancelled: more than ${max} undelivered messages (client too slow)`);
-  }
-}
 
 class Subscriber<T> implements AsyncIterableIterator<T> {
   private readonly queue: HubItem<T>[] = [];
@@ -53,7 +48,7 @@ class Subscriber<T> implements AsyncIterableIterator<T> {
     this.queue.push(item);
     if (this.queue.length > this.max) {
       metrics.subscriptionDrops.inc({ kind: 'cut_off' });
-      this.fail(new SlowConsumerError(this.max));
+      this.fail(new SlowSubscriberError(this.max));
     }
   }
 

@@ -1,15 +1,16 @@
 /**
  * tickmesh <role>: one entry point for every process role (DESIGN.md "Processes").
  */
+
 import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
 import { createPool } from '../core/db.ts';
+import { ConfigError } from '../core/errors.ts';
 import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectNats } from '../core/nats.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
-import { importTrades } from '../core/trades-import.ts';
 import { startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import {
@@ -20,6 +21,7 @@ import {
   startSupervisorRole,
   startWorkerRole,
 } from './roles.ts';
+import { importTrades } from './trades-import.ts';
 import { verifyBars } from './verify.ts';
 
 /**
@@ -129,7 +131,7 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { json?: boolean }) => {
     const cfg = loadConfig();
-    if (!cfg.nats.url) throw new Error('set NATS_URL (the dev command prints it)');
+    if (!cfg.nats.url) throw new ConfigError('set NATS_URL (the dev command prints it)');
     const nc = await connectNats(cfg.nats.url, 'tickmesh-inspect');
     const result = await inspect(nc);
     process.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : formatInspection(result)}\n`);
@@ -143,7 +145,7 @@ program
   .action(async (opts: { graceMs: string }) => {
     const cfg = loadConfig();
     if (!cfg.nats.url || !cfg.database.url)
-      throw new Error('set NATS_URL and DATABASE_URL (the dev command prints them)');
+      throw new ConfigError('set NATS_URL and DATABASE_URL (the dev command prints them)');
     const nc = await connectNats(cfg.nats.url, 'tickmesh-verify');
     const pool = createPool(cfg.database.url, 2);
     const reports = await verifyBars(nc, pool, Number(opts.graceMs));
@@ -160,7 +162,7 @@ program
 /** Runs `fn` with a pool on DATABASE_URL and closes it. */
 async function withDatabase<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
   const cfg = loadConfig();
-  if (!cfg.database.url) throw new Error('set DATABASE_URL (the dev command prints it)');
+  if (!cfg.database.url) throw new ConfigError('set DATABASE_URL (the dev command prints it)');
   const pool = createPool(cfg.database.url, 2);
   try {
     return await fn(pool);

@@ -4,7 +4,7 @@
  * shuts it down gracefully: stop the component (flush, deregister), drain NATS, close the pool.
  */
 import { createServer } from 'node:http';
-import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
+import { ExponentialBackoff, handleAll, type RetryPolicy, retry } from 'cockatiel';
 import type { ExchangeAdapters } from '../actors/factory.ts';
 import { Worker } from '../actors/worker.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -32,10 +32,23 @@ interface Runtime {
   close(): Promise<void>;
 }
 
-const startupRetry = retry(handleAll, {
-  maxAttempts: 60,
-  backoff: new ExponentialBackoff({ initialDelay: 250, maxDelay: 5000 }),
-});
+/**
+ * Waits for NATS / PostgreSQL while they come up (about 5 minutes), logging each retry. One
+ * policy per role start, so its listener goes with it instead of piling up on a shared policy.
+ */
+function startupRetry(role: string, log: Logger): RetryPolicy {
+  const policy = retry(handleAll, {
+    maxAttempts: 60,
+    backoff: new ExponentialBackoff({ initialDelay: 250, maxDelay: 5000 }),
+  });
+  policy.onRetry((r) =>
+    log.warn(
+      { role, delayMs: r.delay, err: 'error' in r ? r.error.message : undefined },
+      'waiting for NATS / PostgreSQL',
+    ),
+  );
+  return policy;
+}
 
 function need(value: string | undefined, name: string): string {
   if (!value) throw new ConfigError(`${name} is required for this role`);
@@ -45,16 +58,11 @@ function need(value: string | undefined, name: string): string {
 async function openRuntime(cfg: Config, role: string, log: Logger): Promise<Runtime> {
   const natsUrl = need(cfg.nats.url, 'NATS_URL');
   const dbUrl = need(cfg.database.url, 'DATABASE_URL');
-  startupRetry.onRetry((r) =>
-    log.warn(
-      { role, delayMs: r.delay, err: 'error' in r ? r.error.message : undefined },
-      'waiting for NATS / PostgreSQL',
-    ),
-  );
-  const nc = await startupRetry.execute(() => connectNats(natsUrl, `tickmesh-${role}`));
-  const topo = await startupRetry.execute(() => ensureTopology(nc, cfg));
+  const waiting = startupRetry(role, log);
+  const nc = await waiting.execute(() => connectNats(natsUrl, `tickmesh-${role}`));
+  const topo = await waiting.execute(() => ensureTopology(nc, cfg));
   const pool = createPool(dbUrl, cfg.database.poolMax);
-  await startupRetry.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
+  await waiting.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
   return {
     topo,
     pool,
@@ -67,7 +75,7 @@ async function openRuntime(cfg: Config, role: string, log: Logger): Promise<Runt
 
 export async function runMigrate(cfg: Config, log: Logger): Promise<string[]> {
   const url = need(cfg.database.url, 'DATABASE_URL');
-  return startupRetry.execute(() => migrate(url, log));
+  return startupRetry('migrate', log).execute(() => migrate(url, log));
 }
 
 export async function startSupervisorRole(

@@ -7,6 +7,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import { type NatsConnection, nanos } from '@nats-io/nats-core';
 import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Pool } from '../core/db.ts';
+import { infoOrNull } from '../core/nats.ts';
 import {
   decodeJson,
   STREAMS,
@@ -34,7 +35,7 @@ export interface SeriesReport {
 async function tradesOf(nc: NatsConnection, ex: string, sym: string): Promise<Trade[]> {
   const jsm = await jetstreamManager(nc);
   const subject = subjects.trade(ex, sym);
-  const info = await jsm.streams.info(STREAMS.trades, { subjects_filter: subject }).catch(() => null);
+  const info = await infoOrNull(jsm.streams.info(STREAMS.trades, { subjects_filter: subject }));
   const total = info?.state.subjects?.[subject] ?? 0;
   if (total === 0) return [];
   // An ephemeral consumer with a single filter subject works on NATS 2.9 as well as 2.10+.

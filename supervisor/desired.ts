@@ -1,7 +1,12 @@
 /** The desired actor set, derived from the `exchanges` and `symbols` tables. */
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
-import { type ActorSpec, actorIds, type ExchangeKind } from '../core/protocol/index.ts';
+import {
+  type ActorSpec,
+  actorIds,
+  type ExchangeActorSpec,
+  type ExchangeKind,
+} from '../core/protocol/index.ts';
 
 /** Exchange kinds that have an exchange-actor adapter in this version. */
 const ADAPTERS: ReadonlySet<ExchangeKind> = new Set(['sim', 'ccxt', 'yahoo', 'replay']);
@@ -41,15 +46,15 @@ export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]>
   }
   for (const [exchange, { kind, options, symbols }] of byExchange) {
     if (!ADAPTERS.has(kind) || (kind === 'sim' && !cfg.sim.enabled)) continue;
-    const spec: ActorSpec = {
+    // Options change → spec changes → the worker restarts the actor with them (no process restart).
+    const spec: ExchangeActorSpec = {
       id: actorIds.exchange(exchange),
       kind: 'exchange',
       exchange,
       exchangeKind: kind,
       symbols,
+      ...(Object.keys(options ?? {}).length > 0 ? { options } : {}),
     };
-    // Options change → spec changes → the worker restarts the actor with them (no process restart).
-    if (Object.keys(options ?? {}).length > 0) spec.options = options;
     specs.push(spec);
   }
   return specs;

@@ -4,6 +4,7 @@
  * highest rendezvous-hash worker with room, so few actors move when workers come and go).
  */
 import { createHash } from 'node:crypto';
+import { InvariantError } from '../core/errors.ts';
 
 function score(actorId: string, worker: string): number {
   return createHash('sha1').update(`${actorId}\u0000${worker}`).digest().readUInt32BE(0);
@@ -56,7 +57,8 @@ export function place(
       continue;
     }
     const extra = order.find((x) => count.get(x)! === q);
-    if (extra === undefined || extras === 0) throw new Error('placement invariant broken');
+    if (extra === undefined || extras === 0)
+      throw new InvariantError(`placement of ${id}: no worker below or at quota`);
     extras--;
     take(id, extra);
   }

@@ -4,6 +4,7 @@
  * into assignments in KV `actor-assign`. It reacts to symbol changes through LISTEN/NOTIFY and
  * a poll, and only writes while it holds the lease.
  */
+
 import { unwatchFile, watchFile } from 'node:fs';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
@@ -11,6 +12,7 @@ import type pg from 'pg';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
+import { BadArgumentError, NotFoundError, RemoteError } from '../core/errors.ts';
 import { loadExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
 import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
@@ -143,14 +145,14 @@ export class ClusterSupervisor {
   /** Operator restart of one actor (e.g. a failed one): asks the worker that hosts it. */
   async restartActor(req: unknown): Promise<unknown> {
     const id = (req as { id?: unknown })?.id;
-    if (typeof id !== 'string') throw new Error('restart needs {"id": "<actor id>"}');
+    if (typeof id !== 'string') throw new BadArgumentError('id', 'restart needs {"id": "<actor id>"}');
     const a = this.assignments.get(id);
-    if (!a) throw new Error(`actor ${id} is not assigned to any worker`);
+    if (!a) throw new NotFoundError(`actor ${id} is not assigned to any worker`);
     const reply = await this.opts.topo.nc.request(`tickmesh.worker.${a.worker}.restart`, encodeJson({ id }), {
       timeout: 10_000,
     });
     const parsed = decodeJson(reply.data);
-    if (!parsed.ok) throw new Error(`worker ${a.worker} answered: ${parsed.error}`);
+    if (!parsed.ok) throw new RemoteError(`worker ${a.worker}`, parsed.error);
     return parsed.value;
   }
 

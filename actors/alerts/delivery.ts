@@ -7,8 +7,10 @@
  * sha256=<hex>` where hex = HMAC-SHA256(secret, `${X-Tickmesh-Timestamp}.${raw body}`); the
  * timestamp (epoch ms) is signed too, so a receiver can refuse replays of old requests.
  */
+
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Transporter } from 'nodemailer';
+import { DeliveryError } from '../../core/errors.ts';
 
 export interface AlertEventPayload {
   id: string;
@@ -63,7 +65,7 @@ async function post(
   });
   // Drain the body so the connection can be reused.
   await res.arrayBuffer().catch(() => undefined);
-  if (!res.ok) throw new Error(`HTTP ${res.status} from ${new URL(url).host}`);
+  if (!res.ok) throw new DeliveryError(`HTTP ${res.status} from ${new URL(url).host}`);
 }
 
 export interface DeliveryDeps {
@@ -82,7 +84,7 @@ export async function deliver(
   switch (channel) {
     case 'webhook': {
       const c = channels.webhook;
-      if (!c) throw new Error('no webhook configured');
+      if (!c) throw new DeliveryError('no webhook configured');
       const body = JSON.stringify({ type: 'alert', event });
       const timestamp = String(deps.now());
       await post(
@@ -99,14 +101,14 @@ export async function deliver(
     }
     case 'slack': {
       const c = channels.slack;
-      if (!c) throw new Error('no slack webhook configured');
+      if (!c) throw new DeliveryError('no slack webhook configured');
       await post(c.url, JSON.stringify({ text: `:rotating_light: ${describe(event)}` }), {}, deps.timeoutMs);
       return;
     }
     case 'email': {
       const c = channels.email;
-      if (!c) throw new Error('no email recipient configured');
-      if (!deps.mailer) throw new Error('email is not configured (set alerts.smtpUrl / SMTP_URL)');
+      if (!c) throw new DeliveryError('no email recipient configured');
+      if (!deps.mailer) throw new DeliveryError('email is not configured (set alerts.smtpUrl / SMTP_URL)');
       await deps.mailer.sendMail({
         from: deps.from,
         to: c.to,

@@ -12,8 +12,9 @@ import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
+import { ConsumerEndedError } from '../../core/errors.ts';
 import { metrics } from '../../core/metrics.ts';
-import type { Topology } from '../../core/nats.ts';
+import { infoOrNull, type Topology } from '../../core/nats.ts';
 import {
   type AlertFiringMessage,
   alertFiringSchema,
@@ -96,12 +97,12 @@ export class AlertDispatcherActor implements ActorBehavior {
       await deliveries;
       this.mailer?.close();
     }
-    if (!ctx.signal.aborted) throw new Error('alert consumer ended unexpectedly');
+    if (!ctx.signal.aborted) throw new ConsumerEndedError('alert');
   }
 
   private async openConsumer(): Promise<void> {
     const { jsm } = this.deps.topo;
-    const existing = await jsm.consumers.info(STREAMS.events, consumers.alertDispatcher).catch(() => null);
+    const existing = await infoOrNull(jsm.consumers.info(STREAMS.events, consumers.alertDispatcher));
     if (existing) return;
     await jsm.consumers.add(STREAMS.events, {
       durable_name: consumers.alertDispatcher,

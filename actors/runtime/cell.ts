@@ -141,8 +141,8 @@ export class ActorCell {
       restarts: this.restarts,
       updatedAt: this.opts.clock.now(),
     };
-    if (spec.exchange) rec.exchange = spec.exchange;
-    if (spec.symbol) rec.symbol = spec.symbol;
+    if ('exchange' in spec) rec.exchange = spec.exchange;
+    if ('symbol' in spec) rec.symbol = spec.symbol;
     if (this.status.name === 'failed') rec.error = this.status.error;
     if (Object.keys(this.detail).length > 0) rec.detail = { ...this.detail };
     return rec;

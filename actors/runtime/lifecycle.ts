@@ -1,4 +1,5 @@
 /** Actor status as a discriminated union with an explicit transition table. */
+import { IllegalTransitionError } from '../../core/errors.ts';
 import type { ActorStatusName } from '../../core/protocol/index.ts';
 
 export type ActorStatus =
@@ -18,12 +19,6 @@ const ALLOWED: Readonly<Record<ActorStatusName, readonly ActorStatusName[]>> = {
 
 export function canTransition(from: ActorStatusName, to: ActorStatusName): boolean {
   return ALLOWED[from].includes(to);
-}
-
-export class IllegalTransitionError extends Error {
-  constructor(from: ActorStatusName, to: ActorStatusName) {
-    super(`illegal actor transition ${from} → ${to}`);
-  }
 }
 
 export function transition(from: ActorStatus, to: ActorStatus): ActorStatus {

@@ -5,7 +5,9 @@
  * restarts within `periodMs`) it is marked failed and escalated to the parent, and stays
  * failed until an operator restarts it. Siblings are never touched.
  */
+
 import type { Clock, TimerHandle } from '../../core/clock.ts';
+import { ActorFailedError, DuplicateActorError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
 import type { ActorSpec } from '../../core/protocol/index.ts';
@@ -70,7 +72,7 @@ export class LocalSupervisor {
 
   startChild(childSpec: ChildSpec): ActorCell {
     const { id } = childSpec.spec;
-    if (this.children.has(id)) throw new Error(`actor ${id} is already registered in this supervisor`);
+    if (this.children.has(id)) throw new DuplicateActorError(id);
     const cell = new ActorCell(childSpec.spec, () => this.opts.factory(childSpec.spec), {
       clock: this.opts.clock,
       log: this.opts.log,
@@ -134,8 +136,13 @@ export class LocalSupervisor {
     child.restartTimes = child.restartTimes.filter((t) => now - t < periodMs);
     if (child.restartTimes.length >= intensity) {
       cell.markFailed(`gave up after ${child.restartTimes.length} restarts in ${periodMs} ms: ${error}`);
+      const cause = outcome.kind === 'crashed' ? outcome.error : undefined;
       this.opts.log.error(
-        { actor: cell.id, restarts: cell.restarts },
+        {
+          actor: cell.id,
+          restarts: cell.restarts,
+          err: new ActorFailedError(cell.id, cell.restarts, { cause }),
+        },
         'restart intensity exceeded; actor failed',
       );
       this.emit({ type: 'failed', id: cell.id, sessionId: cell.sessionId, restarts: cell.restarts, error });

@@ -3,7 +3,7 @@
  * e.g. a JetStream consumer loop); `offer` never waits and reports whether the message fit
  * (for idempotent signals such as timer ticks, which may be dropped when one is queued).
  */
-import { MailboxClosedError } from '../../core/errors.ts';
+import { BadArgumentError, MailboxClosedError } from '../../core/errors.ts';
 
 export class Mailbox<T> {
   private readonly items: T[] = [];
@@ -15,7 +15,7 @@ export class Mailbox<T> {
     readonly capacity: number,
     private readonly owner = 'actor',
   ) {
-    if (capacity < 1) throw new RangeError('mailbox capacity must be >= 1');
+    if (capacity < 1) throw new BadArgumentError('mailbox capacity', 'must be >= 1');
   }
 
   get size(): number {

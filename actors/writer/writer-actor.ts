@@ -11,9 +11,10 @@ import type { RetryPolicy } from 'cockatiel';
 import type { TimerHandle } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
+import { ConsumerEndedError } from '../../core/errors.ts';
 import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
-import type { Topology } from '../../core/nats.ts';
+import { infoOrNull, type Topology } from '../../core/nats.ts';
 import {
   type AnalyticsUpdate,
   type Bar,
@@ -105,7 +106,7 @@ export class BarWriterActor implements ActorBehavior {
       messages.stop();
       await pump;
     }
-    if (!ctx.signal.aborted) throw new Error('bar consumer ended unexpectedly');
+    if (!ctx.signal.aborted) throw new ConsumerEndedError('bar');
   }
 
   /**
@@ -115,7 +116,7 @@ export class BarWriterActor implements ActorBehavior {
    */
   private async openConsumer(): Promise<void> {
     const { topo, cfg } = this.deps;
-    const existing = await topo.jsm.consumers.info(STREAMS.bars, consumers.barWriter).catch(() => null);
+    const existing = await infoOrNull(topo.jsm.consumers.info(STREAMS.bars, consumers.barWriter));
     const floor = existing?.ack_floor.stream_seq ?? 0;
     if (existing) await topo.jsm.consumers.delete(STREAMS.bars, consumers.barWriter).catch(() => false);
     await topo.jsm.consumers.add(STREAMS.bars, {

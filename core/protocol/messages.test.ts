@@ -153,3 +153,40 @@ describe('symbol snapshot validator', () => {
     expect(validateSymbolSnapshot(input).ok).toBe(false);
   });
 });
+
+describe('actor spec', () => {
+  // As the supervisor writes them into KV actor-assign (the wire format before the union).
+  const wire = [
+    { id: 'writer', kind: 'writer' },
+    { id: 'alerts.dispatcher', kind: 'alerts' },
+    { id: 'symbol.sim.BTC-USDT', kind: 'symbol', exchange: 'sim', symbol: 'BTC/USDT' },
+    { id: 'exchange.sim', kind: 'exchange', exchange: 'sim', exchangeKind: 'sim', symbols: ['BTC/USDT'] },
+    {
+      id: 'exchange.binance',
+      kind: 'exchange',
+      exchange: 'binance',
+      exchangeKind: 'ccxt',
+      symbols: ['BTC/USDT'],
+      options: { ccxt: { id: 'binance' } },
+    },
+  ];
+
+  it('parses the stored JSON unchanged, field order included', async () => {
+    const { actorSpecSchema } = await import('./messages.ts');
+    for (const spec of wire) {
+      const parsed = actorSpecSchema.parse(JSON.parse(JSON.stringify(spec)));
+      expect(JSON.stringify(parsed)).toBe(JSON.stringify(spec));
+    }
+  });
+
+  it('requires the fields of its kind and no others', async () => {
+    const { actorSpecSchema } = await import('./messages.ts');
+    const bad = [
+      { id: 'symbol.sim.X', kind: 'symbol', exchange: 'sim' },
+      { id: 'exchange.sim', kind: 'exchange', exchange: 'sim', symbols: [] },
+      { id: 'writer', kind: 'writer', exchange: 'sim' },
+      { id: 'x', kind: 'strategy' },
+    ];
+    for (const spec of bad) expect(actorSpecSchema.safeParse(spec).success, JSON.stringify(spec)).toBe(false);
+  });
+});

@@ -267,19 +267,39 @@ export type ActorKind = (typeof ACTOR_KINDS)[number];
 export const EXCHANGE_KINDS = ['sim', 'ccxt', 'yahoo', 'replay', 'external'] as const;
 export type ExchangeKind = (typeof EXCHANGE_KINDS)[number];
 
-export const actorSpecSchema = z
+const actorId = z.string().min(1);
+
+/** One exchange actor: publishes the trades of its active symbols. */
+export const exchangeActorSpecSchema = z
   .object({
-    id: z.string().min(1),
-    kind: z.enum(ACTOR_KINDS),
-    exchange: z.string().optional(),
-    exchangeKind: z.enum(EXCHANGE_KINDS).optional(),
-    symbol: z.string().optional(),
-    /** For exchange actors: the active symbols they publish. */
-    symbols: z.array(z.string()).optional(),
-    /** For exchange actors: the adapter options (`exchanges.options`, see core/exchanges-config.ts). */
+    id: actorId,
+    kind: z.literal('exchange'),
+    exchange: z.string(),
+    exchangeKind: z.enum(EXCHANGE_KINDS),
+    /** The active symbols it publishes. */
+    symbols: z.array(z.string()),
+    /** The adapter options (`exchanges.options`, see core/exchanges-config.ts); absent when empty. */
     options: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
+export type ExchangeActorSpec = z.infer<typeof exchangeActorSpecSchema>;
+
+/** One symbol actor: quality, bars, indicators, features and alerts of one symbol. */
+export const symbolActorSpecSchema = z
+  .object({ id: actorId, kind: z.literal('symbol'), exchange: z.string(), symbol: z.string() })
+  .strict();
+export type SymbolActorSpec = z.infer<typeof symbolActorSpecSchema>;
+
+/**
+ * What a worker runs, keyed by `kind` (the JSON in KV `actor-assign`). Field order is the wire
+ * order: specs are compared as JSON to decide whether an assignment changed.
+ */
+export const actorSpecSchema = z.discriminatedUnion('kind', [
+  exchangeActorSpecSchema,
+  symbolActorSpecSchema,
+  z.object({ id: actorId, kind: z.literal('writer') }).strict(),
+  z.object({ id: actorId, kind: z.literal('alerts') }).strict(),
+]);
 export type ActorSpec = z.infer<typeof actorSpecSchema>;
 
 export const ACTOR_STATUSES = ['starting', 'running', 'stopping', 'stopped', 'failed'] as const;

@@ -4,7 +4,7 @@
  * rows already there), so a replay exchange can use the database as its source.
  */
 import { readTradeFile, type SymbolTrade } from '../actors/exchange/replay-source.ts';
-import type { Pool } from './db.ts';
+import type { Pool } from '../core/db.ts';
 
 const INSERT = `
 INSERT INTO trades (exchange, symbol, id, ts, px, qty, side)
