@@ -45,20 +45,19 @@ export interface AlertRuleWrite {
 /** A pool, or a client inside a transaction. */
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-interface RuleRow {
-  id: string;
-  exchange: string;
-  symbol: string;
-  timeframe: string;
-  condition: string;
-  threshold: number;
-  cooldown_ms: string;
+/** A row as pg returns it: the settings' text and number columns keep their names. */
+type RuleRow = Pick<
+  AlertRuleSettings,
+  'id' | 'exchange' | 'symbol' | 'timeframe' | 'condition' | 'threshold'
+> & {
+  /** bigint: a string from pg, unless core/db.ts's int8 parser is loaded. */
+  cooldown_ms: string | number;
   one_time: boolean;
   enabled: boolean;
   channels: RuleChannels;
   note: string | null;
   created_at: Date;
-}
+};
 
 const RULE_COLUMNS =
   'id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled, channels, note, created_at';
