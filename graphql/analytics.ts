@@ -35,7 +35,7 @@ import type {
   AlertRule,
   FeatureRow,
   Quality,
-} from './generated/resolvers-types.ts';
+} from './generated/schema-types.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);

@@ -2,7 +2,7 @@
 import type { Pool } from '../core/db.ts';
 import { BadArgumentError, LimitExceededError } from '../core/errors.ts';
 import type { Bar, Timeframe } from '../core/protocol/index.ts';
-import type { Candle, Indicators } from './generated/resolvers-types.ts';
+import type { Candle, Indicators } from './generated/schema-types.ts';
 
 /** The analytics' flat IndicatorValues (as stored and published) → the GraphQL shape. */
 export function indicatorsOf(v: Record<string, number | null> | null | undefined): Indicators | null {

@@ -9,6 +9,7 @@ describe('generated GraphQL types', () => {
     const files = await generate();
     expect(files.map((f) => f.path)).toEqual([
       'ui/src/graphql/generated/operations.ts',
+      'graphql/generated/schema-types.ts',
       'graphql/generated/resolvers-types.ts',
     ]);
     for (const file of files) {

@@ -30,6 +30,7 @@ import {
   readQuality,
 } from './analytics.ts';
 import { candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
+import type { Resolvers } from './generated/resolvers-types.ts';
 import type {
   ActorHealth as ActorHealthOut,
   AlertFiring,
@@ -45,10 +46,9 @@ import type {
   QueryLatestFeaturesArgs,
   QueryQualityArgs,
   QuerySymbolsArgs,
-  Resolvers,
   SubscriptionAlertsArgs,
   SubscriptionCandlesArgs,
-} from './generated/resolvers-types.ts';
+} from './generated/schema-types.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 export interface ResolverDeps {
