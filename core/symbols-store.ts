@@ -59,3 +59,12 @@ export async function setSymbolActive(
   if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
   return rows[0]!;
 }
+
+/** Throws UnknownSymbolError unless the symbol is in the desired set (active or not). */
+export async function assertSymbolExists(pool: Pool, exchange: string, symbol: string): Promise<void> {
+  const { rows } = await pool.query('SELECT 1 FROM symbols WHERE exchange = $1 AND symbol = $2', [
+    exchange,
+    symbol,
+  ]);
+  if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
+}

@@ -5,8 +5,18 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ALERT_CONDITIONS, alertRuleSchema, FEATURE_VERSION, QUALITY_CHECKS } from '../analytics/index.ts';
+import {
+  type AlertRuleWrite,
+  deleteAlertRule,
+  insertAlertRule,
+  listAlertRules,
+  type RuleChannels,
+  readAlertRule,
+  type StoredAlertRule,
+  updateAlertRule,
+} from '../core/alert-rules-store.ts';
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, NotFoundError, UnknownSymbolError } from '../core/errors.ts';
+import { BadArgumentError, NotFoundError } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
 import {
   type AlertFiringMessage,
@@ -15,10 +25,26 @@ import {
   subjects,
   type Timeframe,
 } from '../core/protocol/index.ts';
+import { assertSymbolExists } from '../core/symbols-store.ts';
 import { checkLimit } from './candles.ts';
+import type {
+  AlertCondition,
+  AlertDelivery,
+  AlertEvent,
+  AlertFiring,
+  AlertRule,
+  FeatureRow,
+  Quality,
+} from './generated/schema-types.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+/**
+ * A condition read back (a rule, an event, a firing) was checked against ALERT_CONDITIONS when
+ * the rule was written, and the column has the same CHECK constraint.
+ */
+const storedCondition = (c: string) => c as AlertCondition;
 
 // ---------------------------------------------------------------- quality
 
@@ -27,7 +53,7 @@ export async function readQuality(
   exchange: string,
   symbol: string,
   minutes: number | null | undefined,
-) {
+): Promise<Quality> {
   const span = minutes ?? 60;
   if (!Number.isInteger(span) || span < 1 || span > 10_080)
     throw new BadArgumentError('minutes', 'must be an integer in [1, 10080]');
@@ -91,7 +117,7 @@ function featureRow(
   t: number,
   version: number,
   values: unknown,
-) {
+): FeatureRow {
   return {
     exchange,
     symbol,
@@ -103,7 +129,7 @@ function featureRow(
   };
 }
 
-export async function readFeatures(pool: Pool, q: FeatureQuery) {
+export async function readFeatures(pool: Pool, q: FeatureQuery): Promise<FeatureRow[]> {
   const version = q.version ?? FEATURE_VERSION;
   const where = 'exchange = $1 AND symbol = $2 AND timeframe = $3 AND feature_version = $4';
   const params: unknown[] = [q.exchange, q.symbol, q.timeframe, version, q.limit];
@@ -126,7 +152,7 @@ export async function readLatestFeatures(
   exchange: string,
   symbol: string,
   timeframe: Timeframe,
-) {
+): Promise<FeatureRow | null> {
   const e = await topo.kv.featuresLatest.get(stateKeys.features(exchange, symbol, timeframe));
   if (e?.operation !== 'PUT') return null;
   const parsed = decodeJson(e.value);
@@ -166,46 +192,21 @@ const ruleInputSchema = z
   .strict();
 export type AlertRuleInput = z.input<typeof ruleInputSchema>;
 
-interface RuleRow {
-  id: string;
-  exchange: string;
-  symbol: string;
-  timeframe: string;
-  condition: string;
-  threshold: number;
-  cooldown_ms: string;
-  one_time: boolean;
-  enabled: boolean;
-  channels: { webhook?: { url: string }; slack?: { url: string }; email?: { to: string } };
-  note: string | null;
-  created_at: Date;
-}
-
-const RULE_COLUMNS =
-  'id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled, channels, note, created_at';
-
-function ruleOut(r: RuleRow) {
+/** The GraphQL view of a stored rule: secrets are never returned. */
+function ruleOut({ rule, channels, note, createdAt }: StoredAlertRule): AlertRule {
   return {
-    id: r.id,
-    exchange: r.exchange,
-    symbol: r.symbol,
-    timeframe: r.timeframe,
-    condition: r.condition,
-    threshold: r.threshold,
-    cooldownMs: Number(r.cooldown_ms),
-    oneTime: r.one_time,
-    enabled: r.enabled,
-    // Secrets are never returned.
-    webhookUrl: r.channels.webhook?.url ?? null,
-    slackUrl: r.channels.slack?.url ?? null,
-    email: r.channels.email?.to ?? null,
-    note: r.note,
-    createdAt: r.created_at.toISOString(),
+    ...rule,
+    condition: storedCondition(rule.condition),
+    webhookUrl: channels.webhook?.url ?? null,
+    slackUrl: channels.slack?.url ?? null,
+    email: channels.email?.to ?? null,
+    note,
+    createdAt: createdAt.toISOString(),
   };
 }
 
 /** Validates the input with the evaluator's own rule schema, so a stored rule always loads. */
-function checkRule(id: string, raw: unknown) {
+function checkRule(id: string, raw: unknown): AlertRuleWrite {
   const parsed = ruleInputSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -227,28 +228,11 @@ function checkRule(id: string, raw: unknown) {
     const issue = rule.error.issues[0]!;
     throw new BadArgumentError(`input.${issue.path.join('.')}`, issue.message);
   }
-  const channels: Record<string, unknown> = {};
+  const channels: RuleChannels = {};
   if (i.webhook) channels.webhook = i.webhook;
   if (i.slackUrl) channels.slack = { url: i.slackUrl };
   if (i.email) channels.email = { to: i.email };
   return { rule: rule.data, channels, note: i.note ?? null };
-}
-
-/** Parameters $1…$11 of the INSERT and UPDATE statements, in column order. */
-function ruleParams(id: string, { rule, channels, note }: ReturnType<typeof checkRule>): unknown[] {
-  return [
-    id,
-    rule.exchange,
-    rule.symbol,
-    rule.timeframe ?? '1m',
-    rule.condition,
-    rule.threshold,
-    rule.cooldownMs,
-    rule.oneTime,
-    rule.enabled,
-    JSON.stringify(channels),
-    note,
-  ];
 }
 
 export class AlertRulesApi {
@@ -257,64 +241,36 @@ export class AlertRulesApi {
     private readonly topo: Topology,
   ) {}
 
-  async list(exchange?: string | null, symbol?: string | null) {
-    const { rows } = await this.pool.query<RuleRow>(
-      `SELECT ${RULE_COLUMNS} FROM alert_rules
-        WHERE ($1::text IS NULL OR exchange = $1) AND ($2::text IS NULL OR symbol = $2) ORDER BY created_at, id`,
-      [exchange ?? null, symbol ?? null],
-    );
-    return rows.map(ruleOut);
+  async list(exchange?: string | null, symbol?: string | null): Promise<AlertRule[]> {
+    return (await listAlertRules(this.pool, { exchange, symbol })).map(ruleOut);
   }
 
-  async create(input: unknown) {
+  async create(input: unknown): Promise<AlertRule> {
     const id = `r-${randomUUID()}`;
     const checked = checkRule(id, input);
     const { rule } = checked;
-    await this.assertSymbol(rule.exchange, rule.symbol);
-    const { rows } = await this.pool.query<RuleRow>(
-      `INSERT INTO alert_rules (id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled,
-                                channels, note)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${RULE_COLUMNS}`,
-      ruleParams(id, checked),
-    );
+    await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
+    const created = await insertAlertRule(this.pool, id, checked);
     this.changed(rule.exchange, rule.symbol);
-    return ruleOut(rows[0]!);
+    return ruleOut(created);
   }
 
-  async update(id: string, input: unknown) {
+  async update(id: string, input: unknown): Promise<AlertRule> {
     const checked = checkRule(id, input);
     const { rule } = checked;
-    await this.assertSymbol(rule.exchange, rule.symbol);
-    const before = await this.pool.query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM alert_rules WHERE id = $1`, [
-      id,
-    ]);
-    if (!before.rows[0]) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
-    const { rows } = await this.pool.query<RuleRow>(
-      `UPDATE alert_rules SET exchange = $2, symbol = $3, timeframe = $4, condition = $5, threshold = $6,
-              cooldown_ms = $7, one_time = $8, enabled = $9, channels = $10, note = $11, updated_at = now()
-        WHERE id = $1 RETURNING ${RULE_COLUMNS}`,
-      ruleParams(id, checked),
-    );
-    this.changed(before.rows[0].exchange, before.rows[0].symbol);
+    await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
+    const before = await readAlertRule(this.pool, id);
+    if (!before) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
+    const updated = await updateAlertRule(this.pool, id, checked);
+    this.changed(before.rule.exchange, before.rule.symbol);
     this.changed(rule.exchange, rule.symbol);
-    return ruleOut(rows[0]!);
+    return ruleOut(updated!);
   }
 
   async delete(id: string): Promise<boolean> {
-    const { rows } = await this.pool.query<{ exchange: string; symbol: string }>(
-      'DELETE FROM alert_rules WHERE id = $1 RETURNING exchange, symbol',
-      [id],
-    );
-    for (const r of rows) this.changed(r.exchange, r.symbol);
-    return rows.length > 0;
-  }
-
-  private async assertSymbol(exchange: string, symbol: string): Promise<void> {
-    const { rows } = await this.pool.query('SELECT 1 FROM symbols WHERE exchange = $1 AND symbol = $2', [
-      exchange,
-      symbol,
-    ]);
-    if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
+    const deleted = await deleteAlertRule(this.pool, id);
+    if (deleted) this.changed(deleted.exchange, deleted.symbol);
+    return deleted !== null;
   }
 
   /** Tells the symbol's actor to reload its rules now (it also polls). */
@@ -332,7 +288,7 @@ export class AlertRulesApi {
 export async function readAlertEvents(
   pool: Pool,
   a: { ruleId?: string | null; exchange?: string | null; symbol?: string | null; limit?: number | null },
-) {
+): Promise<AlertEvent[]> {
   const limit = checkLimit(a.limit, 100, 1000);
   const { rows } = await pool.query(
     `SELECT e.*, coalesce(json_agg(json_build_object(
@@ -350,13 +306,13 @@ export async function readAlertEvents(
     exchange: r.exchange,
     symbol: r.symbol,
     timeframe: r.timeframe,
-    condition: r.condition,
+    condition: storedCondition(r.condition),
     threshold: r.threshold,
     value: r.value,
     barTime: r.bar_ts.toISOString(),
     closedBar: r.closed_bar,
     firedAt: r.fired_at.toISOString(),
-    deliveries: (r.deliveries as { deliveredAt: string | null }[]).map((d) => ({
+    deliveries: (r.deliveries as AlertDelivery[]).map((d) => ({
       ...d,
       deliveredAt: d.deliveredAt ? new Date(d.deliveredAt).toISOString() : null,
     })),
@@ -369,7 +325,7 @@ export async function readAlertEvents(
 export async function* alertStream(
   hub: TopicHub,
   filter: { exchange?: string | null; symbol?: string | null; ruleId?: string | null },
-) {
+): AsyncGenerator<AlertFiring> {
   const source = hub.subscribe<AlertFiringMessage>(subjects.alertAll, (_subject, data) => {
     const parsed = decodeJson(data);
     return parsed.ok ? { value: parsed.value as AlertFiringMessage, coalesceKey: null } : null;
@@ -385,7 +341,7 @@ export async function* alertStream(
         exchange: f.exchange,
         symbol: f.symbol,
         timeframe: f.timeframe,
-        condition: f.condition,
+        condition: storedCondition(f.condition),
         threshold: f.threshold,
         value: f.value,
         barTime: new Date(f.barT).toISOString(),

@@ -2,52 +2,7 @@
 import type { Pool } from '../core/db.ts';
 import { BadArgumentError, LimitExceededError } from '../core/errors.ts';
 import type { Bar, Timeframe } from '../core/protocol/index.ts';
-
-export interface Candle {
-  exchange: string;
-  symbol: string;
-  timeframe: string;
-  time: string;
-  timeMs: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  trades: number;
-  closed: boolean;
-  gap: number;
-  revision: number;
-  /** TRADES (built from trades) or SOURCE (the source's own 1m bars, e.g. Yahoo). */
-  source: 'TRADES' | 'SOURCE';
-  /** Part of the window was lost in an unrepairable feed outage. */
-  incomplete: boolean;
-  indicators: Indicators | null;
-}
-
-export interface Indicators {
-  rsi14: number | null;
-  macd: { macd: number | null; signal: number | null; histogram: number | null };
-  bollinger: {
-    upper: number | null;
-    middle: number | null;
-    lower: number | null;
-    width: number | null;
-    percentB: number | null;
-  };
-  sma20: number | null;
-  sma50: number | null;
-  sma100: number | null;
-  sma200: number | null;
-  ema12: number | null;
-  ema26: number | null;
-  ema50: number | null;
-  vwap: number | null;
-  stochastic: { k: number | null; d: number | null };
-  atr14: number | null;
-  adx: { adx: number | null; plusDI: number | null; minusDI: number | null };
-  volumeSma20: number | null;
-}
+import type { Candle, Indicators } from './generated/schema-types.ts';
 
 /** The analytics' flat IndicatorValues (as stored and published) → the GraphQL shape. */
 export function indicatorsOf(v: Record<string, number | null> | null | undefined): Indicators | null {

@@ -57,7 +57,7 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
   plugin('tickmesh-graphql', async (app) => {
     await app.register(mercurius, {
       schema: SCHEMA,
-      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub }) as never,
+      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub }),
       subscription: {
         // Bounded per-connection pressure is handled by TopicHub; keep mercurius' own queue small too.
         fullWsTransport: false,

@@ -3,7 +3,7 @@ import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
-import { TmError, UnknownSymbolError, UnknownTimeframeError } from '../core/errors.ts';
+import { TmError, UnknownTimeframeError } from '../core/errors.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
@@ -20,7 +20,7 @@ import {
   type Timeframe,
   validateBar,
 } from '../core/protocol/index.ts';
-import { addSymbol, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
+import { addSymbol, assertSymbolExists, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
 import {
   AlertRulesApi,
   alertStream,
@@ -29,7 +29,26 @@ import {
   readLatestFeatures,
   readQuality,
 } from './analytics.ts';
-import { type Candle, candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
+import { candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
+import type { Resolvers } from './generated/resolvers-types.ts';
+import type {
+  ActorHealth as ActorHealthOut,
+  AlertFiring,
+  MutationAddSymbolArgs,
+  MutationCreateAlertRuleArgs,
+  MutationDeleteAlertRuleArgs,
+  MutationSetSymbolActiveArgs,
+  MutationUpdateAlertRuleArgs,
+  QueryAlertEventsArgs,
+  QueryAlertRulesArgs,
+  QueryCandlesArgs,
+  QueryFeaturesArgs,
+  QueryLatestFeaturesArgs,
+  QueryQualityArgs,
+  QuerySymbolsArgs,
+  SubscriptionAlertsArgs,
+  SubscriptionCandlesArgs,
+} from './generated/schema-types.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 export interface ResolverDeps {
@@ -65,17 +84,13 @@ function timeframeOf(tf: string): Timeframe {
   return tf;
 }
 
-export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
+export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolvers {
   async function assertSymbol(exchange: string, symbol: string): Promise<void> {
     encodeSymbol(symbol); // validates length and shape with a clear error
-    const { rows } = await pool.query('SELECT 1 FROM symbols WHERE exchange = $1 AND symbol = $2', [
-      exchange,
-      symbol,
-    ]);
-    if (rows.length === 0) throw new UnknownSymbolError(exchange, symbol);
+    await assertSymbolExists(pool, exchange, symbol);
   }
 
-  async function readActors() {
+  async function readActors(): Promise<ActorHealthOut[]> {
     const kv = topo.kv.health;
     const keys = await listKeys(topo.jsm, BUCKETS.actorHealth);
     const now = Date.now();
@@ -97,22 +112,15 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
   }
 
   const rules = new AlertRulesApi(pool, topo);
-  type SymbolArgs = { exchange: string; symbol: string };
-  type CandleArgs = SymbolArgs & {
-    timeframe: string;
-    from?: string | null;
-    to?: string | null;
-    limit?: number | null;
-  };
 
   return {
     Query: {
       exchanges: gql(
         async () => (await pool.query('SELECT id, name, kind, enabled FROM exchanges ORDER BY id')).rows,
       ),
-      symbols: gql((a: { exchange?: string | null; active?: boolean | null }) => listSymbols(pool, a)),
+      symbols: gql((a: QuerySymbolsArgs) => listSymbols(pool, a)),
       timeframes: () => [...TIMEFRAMES],
-      candles: gql(async (a: CandleArgs): Promise<Candle[]> => {
+      candles: gql(async (a: QueryCandlesArgs) => {
         const timeframe = timeframeOf(a.timeframe);
         const limit = checkLimit(a.limit, cfg.gateway.defaultCandles, cfg.gateway.maxCandles);
         const from = parseTime('from', a.from);
@@ -121,11 +129,11 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
         return readCandles(pool, { exchange: a.exchange, symbol: a.symbol, timeframe, from, to, limit });
       }),
       actors: gql(readActors),
-      quality: gql(async (a: SymbolArgs & { minutes?: number | null }) => {
+      quality: gql(async (a: QueryQualityArgs) => {
         await assertSymbol(a.exchange, a.symbol);
         return readQuality(pool, a.exchange, a.symbol, a.minutes);
       }),
-      features: gql(async (a: CandleArgs & { version?: number | null }) => {
+      features: gql(async (a: QueryFeaturesArgs) => {
         const timeframe = timeframeOf(a.timeframe);
         const limit = checkLimit(a.limit, cfg.gateway.defaultCandles, cfg.gateway.maxCandles);
         const from = parseTime('from', a.from);
@@ -133,35 +141,27 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
         await assertSymbol(a.exchange, a.symbol);
         return readFeatures(pool, { ...a, timeframe, from, to, limit, version: a.version });
       }),
-      latestFeatures: gql(async (a: SymbolArgs & { timeframe: string }) => {
+      latestFeatures: gql(async (a: QueryLatestFeaturesArgs) => {
         const timeframe = timeframeOf(a.timeframe);
         await assertSymbol(a.exchange, a.symbol);
         return readLatestFeatures(topo, a.exchange, a.symbol, timeframe);
       }),
-      alertRules: gql((a: { exchange?: string | null; symbol?: string | null }) =>
-        rules.list(a.exchange, a.symbol),
-      ),
-      alertEvents: gql(
-        (a: {
-          ruleId?: string | null;
-          exchange?: string | null;
-          symbol?: string | null;
-          limit?: number | null;
-        }) => readAlertEvents(pool, a),
-      ),
+      alertRules: gql((a: QueryAlertRulesArgs) => rules.list(a.exchange, a.symbol)),
+      alertEvents: gql((a: QueryAlertEventsArgs) => readAlertEvents(pool, a)),
     },
     Mutation: {
-      addSymbol: gql((a: SymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
-      setSymbolActive: gql((a: SymbolArgs & { active: boolean }) =>
+      addSymbol: gql((a: MutationAddSymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
+      setSymbolActive: gql((a: MutationSetSymbolActiveArgs) =>
         setSymbolActive(pool, a.exchange, a.symbol, a.active),
       ),
-      createAlertRule: gql((a: { input: unknown }) => rules.create(a.input)),
-      updateAlertRule: gql((a: { id: string; input: unknown }) => rules.update(a.id, a.input)),
-      deleteAlertRule: gql((a: { id: string }) => rules.delete(a.id)),
+      // The input is validated again by the rules API (strict, with the evaluator's own schema).
+      createAlertRule: gql((a: MutationCreateAlertRuleArgs) => rules.create(a.input)),
+      updateAlertRule: gql((a: MutationUpdateAlertRuleArgs) => rules.update(a.id, a.input)),
+      deleteAlertRule: gql((a: MutationDeleteAlertRuleArgs) => rules.delete(a.id)),
     },
     Subscription: {
       candles: {
-        subscribe: gql(async (a: { exchange: string; symbol: string; timeframe: string }) => {
+        subscribe: gql(async (a: SubscriptionCandlesArgs) => {
           const timeframe = timeframeOf(a.timeframe);
           await assertSymbol(a.exchange, a.symbol);
           return hub.subscribe<Bar>(
@@ -178,11 +178,8 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps) {
         resolve: (bar: Bar) => candleOfBar(bar),
       },
       alerts: {
-        subscribe: gql(
-          async (a: { exchange?: string | null; symbol?: string | null; ruleId?: string | null }) =>
-            alertStream(hub, a),
-        ),
-        resolve: (firing: unknown) => firing,
+        subscribe: gql(async (a: SubscriptionAlertsArgs) => alertStream(hub, a)),
+        resolve: (firing: AlertFiring) => firing,
       },
     },
     JSON: jsonScalar,

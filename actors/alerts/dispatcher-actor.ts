@@ -10,6 +10,7 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
+import { readRuleChannels, readRuleDeliveryInfo } from '../../core/alert-rules-store.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
 import { ConsumerEndedError } from '../../core/errors.ts';
@@ -141,11 +142,7 @@ export class AlertDispatcherActor implements ActorBehavior {
       );
       if ((inserted.rowCount ?? 0) > 0) {
         metrics.alertsFired.inc({ condition: f.condition });
-        const rule = await client.query<{ channels: Channels }>(
-          'SELECT channels FROM alert_rules WHERE id = $1',
-          [f.ruleId],
-        );
-        const channels = rule.rows[0]?.channels ?? {};
+        const channels = await readRuleChannels(client, f.ruleId);
         const names = CHANNEL_NAMES.filter((c) => channels[c]);
         if (names.length)
           await client.query(
@@ -190,19 +187,20 @@ export class AlertDispatcherActor implements ActorBehavior {
   }
 
   private async due(): Promise<Due[]> {
-    const { rows } = await this.deps.pool.query<Due>(
-      `SELECT d.event_id, d.channel, d.attempts, coalesce(r.channels, '{}'::jsonb) AS channels, r.note,
+    const { rows } = await this.deps.pool.query<Omit<Due, 'channels' | 'note'>>(
+      `SELECT d.event_id, d.channel, d.attempts,
               e.rule_id, e.exchange, e.symbol, e.timeframe, e.condition, e.threshold, e.value, e.bar_ts,
               e.closed_bar, e.fired_at
          FROM alert_deliveries d
          JOIN alert_events e ON e.id = d.event_id
-         LEFT JOIN alert_rules r ON r.id = e.rule_id
         WHERE d.status = 'pending' AND d.next_attempt_at <= to_timestamp($1 / 1000.0)
         ORDER BY d.next_attempt_at
         LIMIT 50`,
       [Date.now()],
     );
-    return rows;
+    // A rule deleted since its firing has no channels left: its queued deliveries fail and are recorded.
+    const rules = await readRuleDeliveryInfo(this.deps.pool, [...new Set(rows.map((r) => r.rule_id))]);
+    return rows.map((r) => ({ ...r, channels: {}, note: null, ...rules.get(r.rule_id) }));
   }
 
   private async attempt(d: Due): Promise<void> {

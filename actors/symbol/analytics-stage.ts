@@ -20,6 +20,7 @@ import {
   type SymbolAnalyticsState,
   utcDayAnchor,
 } from '../../analytics/index.ts';
+import { listAlertRules } from '../../core/alert-rules-store.ts';
 import type { Pool } from '../../core/db.ts';
 import { calendarForSymbol, exchangeDate, marketState } from '../../core/market-hours.ts';
 import {
@@ -112,24 +113,10 @@ export class AnalyticsStage {
 
   /** Loads this symbol's enabled rules. */
   async loadRules(pool: Pool): Promise<void> {
-    const { rows } = await pool.query(
-      `SELECT id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled
-         FROM alert_rules WHERE exchange = $1 AND symbol = $2 AND enabled`,
-      [this.ex, this.sym],
-    );
+    const stored = await listAlertRules(pool, { exchange: this.ex, symbol: this.sym, enabled: true });
     const rules: AlertRule[] = [];
-    for (const r of rows) {
-      const parsed = alertRuleSchema.safeParse({
-        id: r.id,
-        exchange: r.exchange,
-        symbol: r.symbol,
-        timeframe: r.timeframe,
-        condition: r.condition,
-        threshold: r.threshold,
-        cooldownMs: Number(r.cooldown_ms),
-        oneTime: r.one_time,
-        enabled: r.enabled,
-      });
+    for (const { rule } of stored) {
+      const parsed = alertRuleSchema.safeParse(rule);
       if (parsed.success) rules.push(parsed.data);
     }
     this.analytics.setRules(rules);

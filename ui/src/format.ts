@@ -1,5 +1,5 @@
 // Display formatting shared by the header, the chart caption and the actors panel.
-import type { SeriesVariables } from './graphql/documents';
+import type { LiveCandlesSubscriptionVariables as SeriesVariables } from './graphql/generated/operations';
 
 /** "sim · BTC/USDT": how a symbol reads in the picker. */
 export function symbolLabel(exchange: string, symbol: string): string {

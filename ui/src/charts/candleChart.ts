@@ -9,7 +9,7 @@ import {
   type IChartApi,
   type ISeriesApi,
 } from 'lightweight-charts';
-import type { Candle } from '../graphql/documents';
+import type { CandleFieldsFragment as Candle } from '../graphql/generated/operations';
 import { DARK_CHART_COLOURS as C, pricePrecision, type SeriesChange, toBar, toVolumePoint } from './candles';
 
 /** Bars in view after a fresh load: enough context, still readable candles. */

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { Candle, SeriesVariables } from '../graphql/documents';
+import type {
+  CandleFieldsFragment as Candle,
+  LiveCandlesSubscriptionVariables as SeriesVariables,
+} from '../graphql/generated/operations';
 import {
   changeFor,
   DARK_CHART_COLOURS,

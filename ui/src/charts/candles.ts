@@ -1,7 +1,10 @@
 // Pure transforms between GraphQL candles and lightweight-charts points, and the rules for
 // folding a live candle into a loaded series. No DOM, no chart instance: unit-tested in node.
 import type { CandlestickData, HistogramData, UTCTimestamp } from 'lightweight-charts';
-import type { Candle, SeriesVariables } from '../graphql/documents';
+import type {
+  CandleFieldsFragment as Candle,
+  LiveCandlesSubscriptionVariables as SeriesVariables,
+} from '../graphql/generated/operations';
 
 /** What the live subscription tells the series, keyed by `type` (forming and closed never mix). */
 export type CandleStreamMessage =

@@ -3,7 +3,7 @@
 import { onScopeDispose, ref, shallowRef } from 'vue';
 import { errorMessage } from '../format';
 import { useTickmeshClient } from '../graphql/client';
-import { ACTORS_QUERY, type ActorHealth } from '../graphql/documents';
+import { type ActorFieldsFragment as ActorHealth, ActorsDocument } from '../graphql/generated/operations';
 
 export const ACTORS_POLL_MS = 3000;
 
@@ -22,7 +22,7 @@ export function useActors(intervalMs = ACTORS_POLL_MS) {
     inFlight = true;
     window.clearTimeout(timer);
     try {
-      const { data } = await apollo.query({ query: ACTORS_QUERY, variables: {} });
+      const { data } = await apollo.query({ query: ActorsDocument, variables: {} });
       if (stopped) return;
       actors.value = [...data.actors].sort(
         (a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id),

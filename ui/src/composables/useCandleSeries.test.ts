@@ -4,7 +4,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createApp, effectScope, nextTick, ref, shallowRef } from 'vue';
 import { TICKMESH_CLIENT, type TickmeshClient } from '../graphql/client';
 import { type ConnectionState, INITIAL_CONNECTION } from '../graphql/connection';
-import type { Candle, SeriesVariables } from '../graphql/documents';
+import type {
+  CandleFieldsFragment as Candle,
+  LiveCandlesSubscriptionVariables as SeriesVariables,
+} from '../graphql/generated/operations';
 import { useCandleSeries } from './useCandleSeries';
 
 const BTC: SeriesVariables = { exchange: 'sim', symbol: 'BTC/USDT', timeframe: '1m' };

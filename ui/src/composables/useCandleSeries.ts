@@ -14,14 +14,17 @@ import {
 import { errorMessage, seriesKey, seriesLabel } from '../format';
 import { useTickmeshClient } from '../graphql/client';
 import {
-  CANDLES_QUERY,
-  CANDLES_SUBSCRIPTION,
-  type Candle,
-  HISTORY_LIMIT,
-  REFILL_LIMIT,
-  type SeriesVariables,
-} from '../graphql/documents';
+  type CandleFieldsFragment as Candle,
+  CandlesDocument,
+  LiveCandlesDocument,
+  type LiveCandlesSubscriptionVariables as SeriesVariables,
+} from '../graphql/generated/operations';
 import { recordHistory, recordLiveUpdate, resetProbe } from '../probe';
+
+/** How many closed bars the chart loads before going live. */
+export const HISTORY_LIMIT = 500;
+/** Page size when refilling a gap after a reconnect (the schema's maximum). */
+export const REFILL_LIMIT = 5000;
 
 /** Everything that belongs to one subscribed series; replaced wholesale on a switch. */
 interface Session {
@@ -103,7 +106,7 @@ export function useCandleSeries(series: Readonly<Ref<SeriesVariables | null>>) {
 
   async function queryCandles(vars: SeriesVariables, limit: number, from?: number): Promise<Candle[]> {
     const variables = { ...vars, limit, ...(from === undefined ? {} : { from: String(from) }) };
-    const { data } = await apollo.query({ query: CANDLES_QUERY, variables });
+    const { data } = await apollo.query({ query: CandlesDocument, variables });
     return normaliseHistory(data.candles);
   }
 
@@ -165,7 +168,7 @@ export function useCandleSeries(series: Readonly<Ref<SeriesVariables | null>>) {
     error.value = null;
     lastUpdateAt.value = null;
     s.subscription = apollo
-      .subscribe({ query: CANDLES_SUBSCRIPTION, variables: vars, fetchPolicy: 'no-cache' })
+      .subscribe({ query: LiveCandlesDocument, variables: vars, fetchPolicy: 'no-cache' })
       .subscribe({
         next: (result) => {
           if (result.errors?.length) {

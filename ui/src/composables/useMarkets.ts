@@ -3,7 +3,7 @@
 import { onScopeDispose, ref, shallowRef, watch } from 'vue';
 import { errorMessage } from '../format';
 import { useTickmeshClient } from '../graphql/client';
-import { MARKETS_QUERY, type SymbolRow } from '../graphql/documents';
+import { MarketsDocument, type SymbolFieldsFragment as SymbolRow } from '../graphql/generated/operations';
 
 export function useMarkets() {
   const { apollo, connection } = useTickmeshClient();
@@ -16,7 +16,7 @@ export function useMarkets() {
   async function load(): Promise<void> {
     loading.value = true;
     try {
-      const { data } = await apollo.query({ query: MARKETS_QUERY, variables: {} });
+      const { data } = await apollo.query({ query: MarketsDocument, variables: {} });
       if (disposed) return;
       symbols.value = [...data.symbols].sort(
         (a, b) => a.exchange.localeCompare(b.exchange) || a.symbol.localeCompare(b.symbol),

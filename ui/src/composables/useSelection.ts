@@ -1,7 +1,10 @@
 // Which series the chart shows, kept in the URL (?exchange=&symbol=&timeframe=) so a reload or
 // a shared link opens the same chart, and falling back to a sensible default.
 import { computed, type Ref, ref, watch } from 'vue';
-import type { SeriesVariables, SymbolRow } from '../graphql/documents';
+import type {
+  LiveCandlesSubscriptionVariables as SeriesVariables,
+  SymbolFieldsFragment as SymbolRow,
+} from '../graphql/generated/operations';
 
 const PREFERRED_TIMEFRAME = '1m';
 
