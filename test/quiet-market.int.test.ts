@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
+import { subjects } from '../core/protocol/index.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades } from './support/trades.ts';
@@ -48,7 +49,7 @@ describe('quiet market', () => {
     }, 'trades applied');
     const closed: { t: number; o: number; c: number; vol: number; n: number; closed: boolean }[] = [];
     let onBar: () => void = () => {};
-    const sub = topo.nc.subscribe('md.bar.1m.test.QUIET', {
+    const sub = topo.nc.subscribe(subjects.bar('1m', 'test', 'QUIET'), {
       callback: (_e, m) => {
         closed.push(JSON.parse(new TextDecoder().decode(m.data)));
         onBar();

@@ -10,6 +10,7 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
+import { type Clock, every } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
 import { metrics } from '../../core/metrics.ts';
@@ -20,6 +21,7 @@ import {
   consumers,
   decodeWith,
   STREAMS,
+  subjects,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
@@ -79,11 +81,11 @@ export class AlertDispatcherActor implements ActorBehavior {
           msg.term();
           continue;
         }
-        const working = setInterval(() => msg.working(), 10_000);
+        const working = every(ctx.clock, 10_000, () => msg.working());
         try {
           await dbRetry.execute(() => this.record(firing.value), ctx.signal);
         } finally {
-          clearInterval(working);
+          working.stop();
         }
         msg.ack();
         ctx.markEvent();
@@ -105,7 +107,7 @@ export class AlertDispatcherActor implements ActorBehavior {
     if (existing) return;
     await jsm.consumers.add(STREAMS.events, {
       durable_name: consumers.alertDispatcher,
-      filter_subject: 'md.alert.>',
+      filter_subject: subjects.alertAll,
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(60_000),
       // From the first firing kept: symbol actors may publish before this consumer first
@@ -168,10 +170,10 @@ export class AlertDispatcherActor implements ActorBehavior {
     while (!ctx.signal.aborted) {
       let due: Due[] = [];
       try {
-        due = await this.due();
+        due = await this.due(ctx.clock.now());
         for (const d of due) {
           if (ctx.signal.aborted) break;
-          await this.attempt(d);
+          await this.attempt(d, ctx.clock);
         }
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message }, 'alert deliveries: database unavailable; retrying');
@@ -188,7 +190,7 @@ export class AlertDispatcherActor implements ActorBehavior {
     }
   }
 
-  private async due(): Promise<Due[]> {
+  private async due(now: number): Promise<Due[]> {
     const { rows } = await this.deps.pool.query<Due>(
       `SELECT d.event_id, d.channel, d.attempts, coalesce(r.channels, '{}'::jsonb) AS channels, r.note,
               e.rule_id, e.exchange, e.symbol, e.timeframe, e.condition, e.threshold, e.value, e.bar_ts,
@@ -199,12 +201,12 @@ export class AlertDispatcherActor implements ActorBehavior {
         WHERE d.status = 'pending' AND d.next_attempt_at <= to_timestamp($1 / 1000.0)
         ORDER BY d.next_attempt_at
         LIMIT 50`,
-      [Date.now()],
+      [now],
     );
     return rows;
   }
 
-  private async attempt(d: Due): Promise<void> {
+  private async attempt(d: Due, clock: Clock): Promise<void> {
     const cfg = this.deps.cfg.alerts;
     const event: AlertEventPayload = {
       id: d.event_id,
@@ -226,7 +228,7 @@ export class AlertDispatcherActor implements ActorBehavior {
         timeoutMs: cfg.timeoutMs,
         mailer: this.mailer,
         from: cfg.from,
-        now: Date.now,
+        now: () => clock.now(),
       });
       await this.deps.pool.query(
         `UPDATE alert_deliveries SET status = 'delivered', attempts = $3, delivered_at = now(), last_error = NULL,
