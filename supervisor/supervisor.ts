@@ -58,7 +58,7 @@ export class ClusterSupervisor {
   private listener: { client: pg.PoolClient; release(destroy: boolean): void } | null = null;
   private service: Service | null = null;
   private running = false;
-  private reconciling = false;
+  private reconciling: Promise<void> | null = null;
   private liveWorkers: string[] = [];
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -223,9 +223,16 @@ export class ClusterSupervisor {
     return live.map((w) => w.id);
   }
 
-  async reconcile(): Promise<void> {
-    if (!this.running || this.reconciling || !this.lease.isLeader) return;
-    this.reconciling = true;
+  /** One pass of placement; a call while one runs joins it. Writes only while leader. */
+  reconcile(): Promise<void> {
+    if (!this.running || !this.lease.isLeader) return Promise.resolve();
+    this.reconciling ??= this.reconcileOnce().finally(() => {
+      this.reconciling = null;
+    });
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
     try {
       const now = this.opts.clock.now();
       if (this.desiredDirty || now - this.desiredAt >= DESIRED_REFRESH_MS) {
@@ -281,8 +288,6 @@ export class ClusterSupervisor {
       }
     } catch (err) {
       this.opts.log.warn({ err }, 'reconcile failed');
-    } finally {
-      this.reconciling = false;
     }
   }
 }
