@@ -25,8 +25,12 @@ function startsLikeSubject(text: string): boolean {
   return PREFIXES.some((p) => text.startsWith(p));
 }
 
+/** An opening quote right before a prefix: every such literal has one, most files none. */
+const CANDIDATE = new RegExp(`['"\`](${PREFIXES.map((p) => p.replaceAll('.', '\\.')).join('|')})`);
+
 /** 1-based lines of subject-like literals in TypeScript source `code`. */
 function literalLines(code: string, fileName: string): number[] {
+  if (!CANDIDATE.test(code)) return []; // parsing is the slow part: skip files that cannot match
   const sf = ts.createSourceFile(fileName, code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const lines: number[] = [];
   const visit = (node: ts.Node) => {
@@ -52,9 +56,8 @@ function vueLiteralLines(code: string, fileName: string): number[] {
     template = template.replace(m[0], m[0].replace(/[^\n]/g, ' '));
   }
   template = template.replace(/<!--[\s\S]*?-->/g, (c) => c.replace(/[^\n]/g, ' '));
-  const quoted = new RegExp(`['"\`](${PREFIXES.map((p) => p.replaceAll('.', '\\.')).join('|')})`);
   template.split('\n').forEach((line, i) => {
-    if (quoted.test(line)) lines.push(i + 1);
+    if (CANDIDATE.test(line)) lines.push(i + 1);
   });
   return lines.sort((a, b) => a - b);
 }
