@@ -8,7 +8,6 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
-import type { Config } from '../core/config.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
 import {
   actorIds,
@@ -16,21 +15,11 @@ import {
   BUCKETS,
   decodeJson,
   decodeWith,
-  encodeJson,
   kvKeys,
-  SCHEMA_VERSION,
   serviceSubjects,
 } from '../core/protocol/index.ts';
-import {
-  eventually,
-  freshDatabase,
-  startTestNats,
-  type TestDb,
-  type TestNats,
-  testConfig,
-  testLog,
-  topology,
-} from '../test/support/infra.ts';
+import { type ClusterState, clusterState } from '../test/support/cluster-state.ts';
+import { eventually, testLog } from '../test/support/infra.ts';
 import { ClusterSupervisor } from './supervisor.ts';
 
 const T0 = Date.UTC(2024, 0, 1);
@@ -38,51 +27,36 @@ const T0 = Date.UTC(2024, 0, 1);
 const ACTORS = [actorIds.alertDispatcher(), actorIds.writer()].sort();
 
 describe('cluster supervisor on a fake clock', () => {
-  let nats: TestNats;
-  let db: TestDb;
-  let cfg: Config;
-  let topoA: Topology & AsyncDisposable;
-  let topoB: Topology & AsyncDisposable;
+  let cluster: ClusterState;
+  let topoA: Topology;
+  let topoB: Topology;
   const running: ClusterSupervisor[] = [];
 
   beforeAll(async () => {
-    nats = await startTestNats();
-    db = await freshDatabase();
-    // Buckets with long TTLs (created first); the supervisors judge liveness with cfg's short ones.
-    const long = testConfig(nats, db, { health: { ttlMs: 600_000 }, supervisor: { leaseTtlMs: 600_000 } });
-    topoA = await topology(long, 'supervisor-a');
-    topoB = await topology(long, 'supervisor-b');
-    cfg = testConfig(nats, db);
+    cluster = await clusterState();
+    topoA = cluster.topo;
+    topoB = await cluster.connect('supervisor-b');
   });
 
   afterAll(async () => {
     for (const s of running) await s.stop().catch(() => {});
-    await topoA?.[Symbol.asyncDispose]();
-    await topoB?.[Symbol.asyncDispose]();
-    await db?.[Symbol.asyncDispose]();
-    await nats?.[Symbol.asyncDispose]();
+    await cluster?.[Symbol.asyncDispose]();
   });
 
   beforeEach(async () => {
     for (const s of running.splice(0)) await s.stop();
-    for (const bucket of [BUCKETS.actorAssign, BUCKETS.workers]) {
-      const kv = bucket === BUCKETS.workers ? topoA.kv.workers : topoA.kv.assign;
-      for (const k of await listKeys(topoA.jsm, bucket)) await kv.purge(k);
-    }
-    await topoA.kv.leader.purge(kvKeys.supervisorLeader);
+    await cluster.reset();
   });
 
   async function supervisor(id: string, topo: Topology, clock: FakeClock): Promise<ClusterSupervisor> {
+    const { cfg, db } = cluster;
     const s = new ClusterSupervisor({ id, topo, cfg, pool: db.pool, clock, log: testLog });
     running.push(s);
     await s.start();
     return s;
   }
 
-  async function heartbeat(worker: string, at: number): Promise<void> {
-    const rec = { v: SCHEMA_VERSION, id: worker, host: 'test', pid: 1, startedAt: T0, updatedAt: at };
-    await topoA.kv.workers.put(worker, encodeJson({ ...rec, draining: false }));
-  }
+  const heartbeat = (worker: string, at: number) => cluster.heartbeat(worker, at);
 
   /** actor id → worker and epoch, as stored. */
   async function stored(): Promise<Record<string, { worker: string; epoch: number; revision: number }>> {
@@ -121,8 +95,8 @@ describe('cluster supervisor on a fake clock', () => {
       await sup.reconcile(); // may join a pass the timer started
       await sup.reconcile(); // a pass that saw this heartbeat and this time
     };
-    for (let t = 0; t < cfg.health.ttlMs; t += 500) await step(500);
-    expect(clock.now() - T0).toBe(cfg.health.ttlMs);
+    for (let t = 0; t < cluster.cfg.health.ttlMs; t += 500) await step(500);
+    expect(clock.now() - T0).toBe(cluster.cfg.health.ttlMs);
     expect((await stored())[onW2]).toEqual(before[onW2]);
     await step(1);
     const after = await stored();
@@ -141,7 +115,7 @@ describe('cluster supervisor on a fake clock', () => {
     expect(b.lease.isLeader).toBe(false);
 
     // A pauses. While it sleeps, its lease key expires and w2 dies; only w1 keeps beating.
-    clockB.advance(cfg.health.ttlMs + 500);
+    clockB.advance(cluster.cfg.health.ttlMs + 500);
     await heartbeat('w1', clockB.now());
     await b.lease.tick(); // the attempt the advance started (A still held the key) ends first
     await topoB.kv.leader.delete(kvKeys.supervisorLeader);
