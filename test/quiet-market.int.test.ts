@@ -18,11 +18,14 @@ describe('quiet market', () => {
   const clock = new FakeClock(Date.UTC(2024, 5, 1, 12, 0, 30));
 
   beforeAll(async () => {
-    // Supervisor and worker share the fake clock: worker liveness is judged by timestamps.
+    // Supervisor and worker share the fake clock: worker liveness is judged by timestamps, and
+    // their timers (heartbeat, lease, reconcile poll) run only when the test advances it. So
+    // the worker starts first and its one heartbeat stays in the bucket (long TTL) until the
+    // leader's first reconcile places the actors.
     sys = await startSystem({
       exchange: { id: 'test', symbols: ['QUIET'] },
-      config: { bars: { graceMs: 500 } },
-      roles: ['supervisor', 'worker'],
+      config: { bars: { graceMs: 500 }, health: { ttlMs: 600_000 } },
+      roles: ['worker', 'supervisor'],
       clock,
     });
     ({ db, cfg } = sys);
