@@ -2,7 +2,9 @@
  * Leader lease in KV `supervisor-leader`: `create` takes a free lease, `update` with the last
  * revision renews it (well inside the bucket TTL), and any failed renewal or a renewal older
  * than the TTL means the lease is lost. Callers check `assertHeld()` before every write, so a
- * stale leader that wakes up never acts on an old belief.
+ * stale leader that wakes up never acts on an old belief; where they see a newer leader's
+ * trace (a higher term on what it wrote), `confirm()` renews now, and only a success lets them go on.
+ * Renewals run on the injected clock, so tests drive them with a FakeClock.
  */
 import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
