@@ -8,7 +8,7 @@
 import { hostname } from 'node:os';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
-import type { Clock } from '../core/clock.ts';
+import { type Clock, every, type Repeating, sleep } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import { BadArgumentError } from '../core/errors.ts';
@@ -16,7 +16,6 @@ import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
 import { listKeys, liveWorkers, type Topology } from '../core/nats.ts';
 import {
-  type Assignment,
   assignmentSchema,
   BUCKETS,
   decodeWith,
@@ -25,6 +24,7 @@ import {
   SERVICES,
   subjects,
 } from '../core/protocol/index.ts';
+import { AssignmentView, type ListedAssignment } from './assignment-view.ts';
 import { behaviorFactory, type ExchangeAdapters } from './factory.ts';
 import { KvHealthSink } from './runtime/kv-health.ts';
 import { LocalSupervisor, type SupervisorEvent } from './runtime/local-supervisor.ts';
@@ -41,20 +41,25 @@ export interface WorkerOptions {
 }
 
 const SHUTDOWN_MS = 10_000;
+/** How often the worker re-reads every assignment (see resyncAll). */
+export const RESYNC_MS = 3000;
+/** How long a draining worker waits for its actors to move before it stops them anyway. */
+export const DRAIN_TIMEOUT_MS = 20_000;
 
 export class Worker {
   readonly id: string;
   private readonly sup: LocalSupervisor;
-  private readonly assignments = new Map<string, Assignment>();
-  private readonly revisions = new Map<string, number>();
+  private readonly view = new AssignmentView();
   private readonly startedAt: number;
-  private heartbeat: NodeJS.Timeout | null = null;
-  private resync: NodeJS.Timeout | null = null;
+  private heartbeat: Repeating | null = null;
+  private resync: Repeating | null = null;
   private watcher: (AsyncIterable<KvWatchEntry> & { stop(): void }) | null = null;
   private service: Service | null = null;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
   private draining = false;
+  /** While draining with actors left to hand over: when it stops waiting for that. */
+  private handoverDeadline: number | null = null;
   private onIdle: (() => void) | null = null;
 
   constructor(private readonly opts: WorkerOptions) {
@@ -73,16 +78,15 @@ export class Worker {
   }
 
   async start(): Promise<void> {
+    const { clock } = this.opts;
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat(), this.opts.cfg.health.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = every(clock, this.opts.cfg.health.heartbeatMs, () => void this.beat());
     const watcher = await this.opts.topo.kv.assign.watch({ key: '>' });
     this.watcher = watcher;
     void (async () => {
       for await (const e of watcher) this.onEntry(e);
     })().catch((err) => this.opts.log.error({ err }, 'assignment watch ended'));
-    this.resync = setInterval(() => void this.resyncAll(), 3000);
-    this.resync.unref();
+    this.resync = every(clock, RESYNC_MS, () => void this.resyncAll());
     this.service = await registerMicroService(this.opts.topo.nc, {
       name: SERVICES.worker,
       role: 'worker',
@@ -114,6 +118,8 @@ export class Worker {
       pid: process.pid,
       startedAt: new Date(this.startedAt).toISOString(),
       actors: cells.length,
+      draining: this.draining,
+      handoverDeadline: this.handoverDeadline,
       byStatus: cells.reduce<Record<string, number>>((acc, c) => {
         acc[c.status.name] = (acc[c.status.name] ?? 0) + 1;
         return acc;
@@ -130,18 +136,18 @@ export class Worker {
    * placing actors here and moves the existing ones), then waits until they have moved. With no
    * other live worker there is nowhere to move to, so it returns at once.
    */
-  async drain(timeoutMs = 20_000): Promise<void> {
+  async drain(timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
+    const { clock } = this.opts;
+    const deadline = clock.now() + timeoutMs;
     this.draining = true;
     await this.beat();
     if ((await this.otherLiveWorkers()) === 0 || this.actorIds().length === 0) return;
     this.opts.log.info({ worker: this.id, actors: this.actorIds().length }, 'draining: handing actors over');
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.onIdle = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    const idle = new AbortController();
+    this.onIdle = () => idle.abort();
+    this.handoverDeadline = deadline;
+    await sleep(clock, deadline - clock.now(), idle.signal);
+    this.handoverDeadline = null;
     this.onIdle = null;
   }
 
@@ -155,8 +161,8 @@ export class Worker {
     if (this.stopped) return;
     if (opts.drain) await this.drain();
     this.stopped = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    if (this.resync) clearInterval(this.resync);
+    this.heartbeat?.stop();
+    this.resync?.stop();
     this.watcher?.stop();
     await this.chain;
     await this.sup.stopAll();
@@ -181,19 +187,18 @@ export class Worker {
   }
 
   private onEntry(e: KvWatchEntry): void {
-    if (e.revision < (this.revisions.get(e.key) ?? 0)) return;
-    this.revisions.set(e.key, e.revision);
-    if (e.operation !== 'PUT') {
-      this.assignments.delete(e.key);
-    } else {
+    let applied: boolean;
+    if (e.operation !== 'PUT') applied = this.view.applyEntry(e.key, e.revision, null);
+    else {
       const checked = decodeWith(assignmentSchema, e.value);
       if (!checked.ok) {
+        this.view.skipEntry(e.key, e.revision);
         this.opts.log.warn({ key: e.key, error: checked.error }, 'ignoring malformed assignment');
         return;
       }
-      this.assignments.set(e.key, checked.value);
+      applied = this.view.applyEntry(e.key, e.revision, checked.value);
     }
-    this.enqueue(() => this.reconcile(e.key));
+    if (applied) this.enqueue(() => this.reconcile(e.key));
   }
 
   /**
@@ -202,7 +207,7 @@ export class Worker {
    */
   private async resyncAll(): Promise<void> {
     const kv = this.opts.topo.kv.assign;
-    const fresh = new Map<string, { a: Assignment; rev: number }>();
+    const fresh = new Map<string, ListedAssignment>();
     let newest = 0;
     try {
       for (const k of await listKeys(this.opts.topo.jsm, BUCKETS.actorAssign)) {
@@ -210,24 +215,14 @@ export class Worker {
         if (e?.operation !== 'PUT') continue;
         newest = Math.max(newest, e.revision);
         const checked = decodeWith(assignmentSchema, e.value);
-        if (checked.ok) fresh.set(k, { a: checked.value, rev: e.revision });
+        if (checked.ok) fresh.set(k, { assignment: checked.value, revision: e.revision });
       }
     } catch (err) {
       this.opts.log.warn({ err }, 'assignment resync failed');
       return;
     }
-    const ids = new Set([...this.actorIds(), ...this.assignments.keys(), ...fresh.keys()]);
-    for (const id of ids) {
-      const f = fresh.get(id);
-      const known = this.revisions.get(id) ?? 0;
-      if (f && f.rev >= known) {
-        this.assignments.set(id, f.a);
-        this.revisions.set(id, f.rev);
-      } else if (!f && known <= newest) {
-        this.assignments.delete(id);
-      }
+    for (const id of this.view.applyListing(fresh, newest, this.actorIds()))
       this.enqueue(() => this.reconcile(id));
-    }
   }
 
   /** Serialises start/stop work so an actor is never started twice concurrently. */
@@ -237,7 +232,7 @@ export class Worker {
 
   private async reconcile(id: string): Promise<void> {
     if (this.stopped) return;
-    const a = this.assignments.get(id);
+    const a = this.view.get(id);
     const mine = a && a.worker === this.id ? a : null;
     const cell = this.sup.get(id);
     if (!mine) {

@@ -38,6 +38,7 @@ import {
   encodeJson,
   msgIds,
   STREAMS,
+  subjectFilters,
   subjects,
   type Trade,
   type TradeBatch,
@@ -472,7 +473,7 @@ async function runThroughput(
     await waitFor(async () => (await published(ex)) - before >= emitted, 'every trade acked', 120_000, 100);
     await actor.stop();
     actor = null;
-    const batches = await storedBatches(env.topo, `md.trade.${ex}.>`);
+    const batches = await storedBatches(env.topo, subjectFilters.tradesOf(ex));
     const stored = batches.reduce((s, b) => s + b.trades, 0);
     if (stored !== emitted) throw new Error(`TRADES holds ${stored} trades of ${emitted} sent`);
     progress('ccxt throughput', `raw ceiling: the ${fmtInt(batches.length)} stored payloads published again`);
@@ -499,7 +500,7 @@ async function runThroughput(
     };
   } finally {
     await actor?.stop().catch(() => {});
-    await topo.jsm.streams.purge(STREAMS.trades, { filter: `md.trade.${ex}.>` }).catch(() => {});
+    await topo.jsm.streams.purge(STREAMS.trades, { filter: subjectFilters.tradesOf(ex) }).catch(() => {});
     await topo.nc.close().catch(() => {});
     await fake.close();
   }
@@ -609,7 +610,7 @@ async function runRepair(
       await withTimeout(r.stop(), 30_000, `stopping the ${r.name} role`).catch((e) =>
         log.error({ err: e }, 'role stop failed'),
       );
-    await env.topo.jsm.streams.purge(STREAMS.trades, { filter: `md.trade.${ex}.>` }).catch(() => {});
+    await env.topo.jsm.streams.purge(STREAMS.trades, { filter: subjectFilters.tradesOf(ex) }).catch(() => {});
     await fake.close();
   }
 }
@@ -687,7 +688,7 @@ async function runRss(
   o: { symbols: string[]; minutes: number; ratePerSec: number; sampleSec: number },
 ): Promise<ExchangeRssResult> {
   const ex = 'benchccxtm';
-  const filter = `md.trade.${ex}.>`;
+  const filter = subjectFilters.tradesOf(ex);
   const fake = await spawnFakeBinance();
   const topo = await openTopology(env.nats);
   let actor: RunningActor | null = null;

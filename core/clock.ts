@@ -94,3 +94,33 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** A repeating timer started by `every`; `stop` cancels the next run. */
+export interface Repeating {
+  stop(): void;
+}
+
+/**
+ * Runs `fn` every `ms` on `clock` (first run one period from now) until stopped. Built on
+ * `setTimeout`, so any `Clock` can drive it and a FakeClock fires one run per period passed.
+ * Like `setInterval` it does not wait for async work started by `fn`: guard overlap there.
+ */
+export function every(clock: Clock, ms: number, fn: () => void): Repeating {
+  // A zero period would make a FakeClock fire forever within one advance.
+  const period = Math.max(1, ms);
+  let handle: TimerHandle | null = null;
+  let stopped = false;
+  const run = () => {
+    if (stopped) return;
+    handle = clock.setTimeout(run, period);
+    fn();
+  };
+  handle = clock.setTimeout(run, period);
+  return {
+    stop() {
+      stopped = true;
+      if (handle) clock.clearTimeout(handle);
+      handle = null;
+    },
+  };
+}

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freshDatabase, type TestDb } from '../test/support/infra.ts';
 import { startSystem, type TestSystem } from '../test/support/system.ts';
 import { parseExchangesFile, syncExchanges } from './exchanges-config.ts';
+import { serviceSubjects } from './protocol/index.ts';
 
 const yaml = (symbols: string[], extra = '') => `
 exchanges:
@@ -116,7 +117,7 @@ describe('exchanges file', () => {
         const { connectNats } = await import('./nats.ts');
         const nc = await connectNats(sys.cfg.nats.url!, 'test');
         try {
-          const r = await nc.request('tickmesh.supervisor.status', '{}', { timeout: 5000 });
+          const r = await nc.request(serviceSubjects.role('supervisor', 'status'), '{}', { timeout: 5000 });
           return JSON.parse(r.string()) as { desired: number };
         } finally {
           await nc.close();

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
 import type { Logger } from './log.ts';
-import { decodeJson, encodeJson } from './protocol/index.ts';
+import { decodeJson, encodeJson, type ServiceRole, serviceSubjects } from './protocol/index.ts';
 
 export const VERSION = '0.1.0';
 
@@ -15,7 +15,7 @@ export type EndpointHandler = (request: unknown) => Promise<unknown> | unknown;
 
 export interface MicroServiceOptions {
   name: string;
-  role: string;
+  role: ServiceRole;
   instance: string;
   description: string;
   endpoints: Record<string, EndpointHandler>;
@@ -35,8 +35,8 @@ export async function registerMicroService(nc: NatsConnection, opts: MicroServic
       pid: String(process.pid),
     },
   });
-  const shared = svc.addGroup(`tickmesh.${opts.role}`);
-  const own = svc.addGroup(`tickmesh.${opts.role}.${opts.instance.replace(/[.*> ]/g, '_')}`);
+  const shared = svc.addGroup(serviceSubjects.roleGroup(opts.role));
+  const own = svc.addGroup(serviceSubjects.instanceGroup(opts.role, opts.instance));
   for (const [name, handler] of Object.entries(opts.endpoints)) {
     const respond = (err: Error | null, msg: ServiceMsg) => {
       if (err) return;

@@ -2,16 +2,18 @@
  * Leader lease in KV `supervisor-leader`: `create` takes a free lease, `update` with the last
  * revision renews it (well inside the bucket TTL), and any failed renewal or a renewal older
  * than the TTL means the lease is lost. Callers check `assertHeld()` before every write, so a
- * stale leader that wakes up never acts on an old belief.
+ * stale leader that wakes up never acts on an old belief; where they see a newer leader's
+ * trace (a higher term on what it wrote), `confirm()` renews now, and only a success lets them go on.
+ * Renewals run on the injected clock, so tests drive them with a FakeClock.
  */
 import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
-import type { Clock } from '../core/clock.ts';
+import { type Clock, every, type Repeating } from '../core/clock.ts';
 import { NotLeaderError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { encodeJson, SCHEMA_VERSION } from '../core/protocol/index.ts';
+import { encodeJson, kvKeys, SCHEMA_VERSION } from '../core/protocol/index.ts';
 
-const KEY = 'leader';
+const KEY = kvKeys.supervisorLeader;
 
 export class LeaderLease {
   private revision = 0;
@@ -19,8 +21,9 @@ export class LeaderLease {
   private term = 0;
   private renewedAt = Number.NEGATIVE_INFINITY;
   private since = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private busy = false;
+  private timer: Repeating | null = null;
+  /** The renewal in flight: ticks that fire meanwhile join it instead of racing it. */
+  private inflight: Promise<void> | null = null;
 
   constructor(
     private readonly kv: KV,
@@ -46,12 +49,11 @@ export class LeaderLease {
 
   start(): void {
     void this.tick();
-    this.timer = setInterval(() => void this.tick(), Math.max(200, Math.floor(this.ttlMs / 4)));
-    this.timer.unref();
+    this.timer = every(this.clock, Math.max(200, Math.floor(this.ttlMs / 4)), () => void this.tick());
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.stop();
     if (this.revision > 0) {
       // Release early so a standby takes over without waiting for the TTL.
       await this.kv.delete(KEY, { previousSeq: this.revision }).catch(() => {});
@@ -71,9 +73,26 @@ export class LeaderLease {
     });
   }
 
-  async tick(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
+  /** Renews the lease, or tries to take it when not leader. */
+  tick(): Promise<void> {
+    this.inflight ??= this.renew().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  /**
+   * Proves the lease with a renewal that starts now (after any in flight, which may predate
+   * what made the caller doubt): true only while the key is still this term's.
+   */
+  async confirm(): Promise<boolean> {
+    if (this.inflight) await this.inflight;
+    if (this.revision === 0) return false;
+    await this.tick();
+    return this.isLeader;
+  }
+
+  private async renew(): Promise<void> {
     const started = this.clock.now();
     try {
       if (this.revision > 0) {
@@ -92,8 +111,6 @@ export class LeaderLease {
         this.log.warn({ err: e }, 'lost the leader lease');
         this.lose('renew failed');
       }
-    } finally {
-      this.busy = false;
     }
   }
 

@@ -9,7 +9,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import type { KvWatchEntry } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import type pg from 'pg';
-import type { Clock } from '../core/clock.ts';
+import { type Clock, every, type Repeating } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import { BadArgumentError, NotFoundError, RemoteError } from '../core/errors.ts';
@@ -26,11 +26,12 @@ import {
   encodeJson,
   SCHEMA_VERSION,
   SERVICES,
+  serviceSubjects,
 } from '../core/protocol/index.ts';
 import { retryFor } from '../core/retry.ts';
+import { planAssignments } from './assignment-plan.ts';
 import { loadDesired, seedSimulator } from './desired.ts';
 import { LeaderLease } from './leader.ts';
-import { place } from './placement.ts';
 
 export interface SupervisorOptions {
   id: string;
@@ -51,13 +52,15 @@ export class ClusterSupervisor {
   private desired: ActorSpec[] = [];
   private desiredAt = Number.NEGATIVE_INFINITY;
   private desiredDirty = true;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Repeating | null = null;
+  /** Highest foreign epoch this term has already proven its lease against (see reconcile). */
+  private confirmedEpoch = 0;
   private watcher: { stop(): void } | null = null;
   /** The connection LISTENing for symbol changes, and how to give it back (once). */
   private listener: { client: pg.PoolClient; release(destroy: boolean): void } | null = null;
   private service: Service | null = null;
   private running = false;
-  private reconciling = false;
+  private reconciling: Promise<void> | null = null;
   private liveWorkers: string[] = [];
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -68,6 +71,7 @@ export class ClusterSupervisor {
       opts.clock,
       opts.log,
       (l) => {
+        this.confirmedEpoch = 0;
         if (l) void this.reconcile();
       },
     );
@@ -85,8 +89,7 @@ export class ClusterSupervisor {
     })().catch((err) => this.opts.log.error({ err }, 'assignment watch ended'));
     await this.listen();
     this.lease.start();
-    this.timer = setInterval(() => void this.reconcile(), this.opts.cfg.supervisor.pollMs);
-    this.timer.unref();
+    this.timer = every(this.opts.clock, this.opts.cfg.supervisor.pollMs, () => void this.reconcile());
     this.service = await registerMicroService(this.opts.topo.nc, {
       name: SERVICES.supervisor,
       role: 'supervisor',
@@ -148,9 +151,8 @@ export class ClusterSupervisor {
     if (typeof id !== 'string') throw new BadArgumentError('id', 'restart needs {"id": "<actor id>"}');
     const a = this.assignments.get(id);
     if (!a) throw new NotFoundError(`actor ${id} is not assigned to any worker`);
-    const reply = await this.opts.topo.nc.request(`tickmesh.worker.${a.worker}.restart`, encodeJson({ id }), {
-      timeout: 10_000,
-    });
+    const subject = serviceSubjects.instance('worker', a.worker, 'restart');
+    const reply = await this.opts.topo.nc.request(subject, encodeJson({ id }), { timeout: 10_000 });
     const parsed = decodeJson(reply.data);
     if (!parsed.ok) throw new RemoteError(`worker ${a.worker}`, parsed.error);
     return parsed.value;
@@ -159,7 +161,7 @@ export class ClusterSupervisor {
   async stop(): Promise<void> {
     this.unwatchFile?.();
     this.running = false;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.stop();
     this.watcher?.stop();
     await this.service?.stop().catch(() => {});
     if (this.listener) {
@@ -223,9 +225,16 @@ export class ClusterSupervisor {
     return live.map((w) => w.id);
   }
 
-  async reconcile(): Promise<void> {
-    if (!this.running || this.reconciling || !this.lease.isLeader) return;
-    this.reconciling = true;
+  /** One pass of placement; a call while one runs joins it. Writes only while leader. */
+  reconcile(): Promise<void> {
+    if (!this.running || !this.lease.isLeader) return Promise.resolve();
+    this.reconciling ??= this.reconcileOnce().finally(() => {
+      this.reconciling = null;
+    });
+    return this.reconciling;
+  }
+
+  private async reconcileOnce(): Promise<void> {
     try {
       const now = this.opts.clock.now();
       if (this.desiredDirty || now - this.desiredAt >= DESIRED_REFRESH_MS) {
@@ -245,22 +254,25 @@ export class ClusterSupervisor {
       }
       if (this.desired.length === 0) return;
       this.liveWorkers = await this.readWorkers();
-      const desiredById = new Map(this.desired.map((s) => [s.id, s]));
+      const plan = planAssignments(this.desired, this.assignments, this.liveWorkers, this.lease.epoch);
+      if (plan.remove.length + plan.assign.length === 0) return;
+      // An epoch above ours: a newer leader wrote while we were paused, unless it is left over
+      // from before the leader bucket was reset. A renewal now (compare-and-set) tells which.
+      if (plan.newerEpoch !== null && plan.newerEpoch > this.confirmedEpoch) {
+        if (!(await this.lease.confirm())) {
+          this.opts.log.warn({ epoch: plan.newerEpoch }, 'a newer leader placed actors; standing down');
+          return;
+        }
+        this.confirmedEpoch = plan.newerEpoch;
+      }
       const kv = this.opts.topo.kv.assign;
-      for (const id of [...this.assignments.keys()]) {
-        if (desiredById.has(id)) continue;
+      for (const id of plan.remove) {
         this.lease.assertHeld();
         await kv.delete(id, { previousSeq: this.revisions.get(id) });
         this.assignments.delete(id);
         this.opts.log.info({ actor: id }, 'actor no longer desired');
       }
-      if (this.liveWorkers.length === 0) return;
-      const current = new Map([...this.assignments].map(([id, a]) => [id, a.worker]));
-      const plan = place([...desiredById.keys()], this.liveWorkers, current);
-      for (const [id, worker] of plan) {
-        const spec = desiredById.get(id)!;
-        const cur = this.assignments.get(id);
-        if (cur && cur.worker === worker && JSON.stringify(cur.spec) === JSON.stringify(spec)) continue;
+      for (const { id, worker, spec, from } of plan.assign) {
         this.lease.assertHeld();
         const a: Assignment = {
           v: SCHEMA_VERSION,
@@ -270,16 +282,14 @@ export class ClusterSupervisor {
           assignedAt: this.opts.clock.now(),
         };
         // Compare-and-set: a stale leader whose view is behind a newer leader's writes fails here.
-        const known = cur ? this.revisions.get(id) : undefined;
+        const known = from !== undefined ? this.revisions.get(id) : undefined;
         const rev = known ? await kv.update(id, encodeJson(a), known) : await kv.create(id, encodeJson(a));
         this.revisions.set(id, rev);
         this.assignments.set(id, a);
-        this.opts.log.info({ actor: id, worker, from: cur?.worker }, 'actor assigned');
+        this.opts.log.info({ actor: id, worker, from }, 'actor assigned');
       }
     } catch (err) {
       this.opts.log.warn({ err }, 'reconcile failed');
-    } finally {
-      this.reconciling = false;
     }
   }
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../core/db.ts';
 import { migrate } from '../core/migrate.ts';
 import { connectNats, type NatsConnection } from '../core/nats.ts';
-import { decodeJson, encodeJson } from '../core/protocol/index.ts';
+import { decodeJson, encodeJson, serviceSubjects } from '../core/protocol/index.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from '../launcher/embedded-postgres.ts';
 import { inspect } from '../launcher/inspect.ts';
 import { verifyBars } from '../launcher/verify.ts';
@@ -179,7 +179,11 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     expect(new Set(writes.map((w) => w.epoch)).size).toBe(1);
     const current = (await leaderLease())!;
     const status = decodeJson(
-      (await nc.request(`tickmesh.supervisor.${current.id}.status`, encodeJson({}), { timeout: 5000 })).data,
+      (
+        await nc.request(serviceSubjects.instance('supervisor', current.id, 'status'), encodeJson({}), {
+          timeout: 5000,
+        })
+      ).data,
     );
     expect(status.ok && (status.value as { leader: boolean; epoch: number }).epoch).toBe(writes[0]!.epoch);
     await oldLeader.kill('SIGKILL');
@@ -233,7 +237,9 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     // Every actor is hosted exactly once across the live workers.
     const hosted: string[] = [];
     for (const w of ['w1', 'w2', 'w3', 'w4', 'w5'].filter((x) => ![victim, drained, second].includes(x))) {
-      const reply = await nc.request(`tickmesh.worker.${w}.actors`, encodeJson({}), { timeout: 5000 });
+      const reply = await nc.request(serviceSubjects.instance('worker', w, 'actors'), encodeJson({}), {
+        timeout: 5000,
+      });
       const list = decodeJson(reply.data);
       if (list.ok)
         hosted.push(

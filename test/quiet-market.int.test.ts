@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
+import { subjects } from '../core/protocol/index.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades } from './support/trades.ts';
@@ -17,11 +18,14 @@ describe('quiet market', () => {
   const clock = new FakeClock(Date.UTC(2024, 5, 1, 12, 0, 30));
 
   beforeAll(async () => {
-    // Supervisor and worker share the fake clock: worker liveness is judged by timestamps.
+    // Supervisor and worker share the fake clock: worker liveness is judged by timestamps, and
+    // their timers (heartbeat, lease, reconcile poll) run only when the test advances it. So
+    // the worker starts first and its one heartbeat stays in the bucket (long TTL) until the
+    // leader's first reconcile places the actors.
     sys = await startSystem({
       exchange: { id: 'test', symbols: ['QUIET'] },
-      config: { bars: { graceMs: 500 } },
-      roles: ['supervisor', 'worker'],
+      config: { bars: { graceMs: 500 }, health: { ttlMs: 600_000 } },
+      roles: ['worker', 'supervisor'],
       clock,
     });
     ({ db, cfg } = sys);
@@ -48,7 +52,7 @@ describe('quiet market', () => {
     }, 'trades applied');
     const closed: { t: number; o: number; c: number; vol: number; n: number; closed: boolean }[] = [];
     let onBar: () => void = () => {};
-    const sub = topo.nc.subscribe('md.bar.1m.test.QUIET', {
+    const sub = topo.nc.subscribe(subjects.bar('1m', 'test', 'QUIET'), {
       callback: (_e, m) => {
         closed.push(JSON.parse(new TextDecoder().decode(m.data)));
         onBar();

@@ -19,6 +19,7 @@ import {
   bucketStart,
   decodeJson,
   STREAMS,
+  subjectFilters,
   subjects,
   TIMEFRAMES,
   type Timeframe,
@@ -174,7 +175,7 @@ describe('replay exchange', () => {
       await compareBars(sys, 'replay', sym, data.bySymbol[sym]!);
     }
     // Symbols the exchange does not have are not published.
-    expect(Object.keys(await messageCounts(topo, 'md.trade.replay.>')).sort()).toEqual([
+    expect(Object.keys(await messageCounts(topo, subjectFilters.tradesOf('replay'))).sort()).toEqual([
       subjects.trade('replay', 'BTC/USDT'),
       subjects.trade('replay', 'ETH/USDT'),
     ]);
@@ -182,7 +183,7 @@ describe('replay exchange', () => {
 
   it('a restarted worker publishes nothing again and changes no stored bar', async () => {
     await using topo = await topology(sys.cfg);
-    const before = await messageCounts(topo, 'md.trade.replay.>');
+    const before = await messageCounts(topo, subjectFilters.tradesOf('replay'));
     const lastSeq = (await topo.jsm.streams.info(STREAMS.trades)).state.last_seq;
     const rows = await candleRows(sys, 'replay');
     const session = (await healthOf(topo, 'exchange.replay'))!.sessionId;
@@ -199,7 +200,7 @@ describe('replay exchange', () => {
         async () => (await healthOf(topo, actorIds.symbol('replay', sym)))?.status === 'running',
         `symbol actor ${sym} running`,
       );
-    expect(await messageCounts(topo, 'md.trade.replay.>')).toEqual(before);
+    expect(await messageCounts(topo, subjectFilters.tradesOf('replay'))).toEqual(before);
     expect((await topo.jsm.streams.info(STREAMS.trades)).state.last_seq).toBe(lastSeq);
     expect(await candleRows(sys, 'replay')).toEqual(rows);
   });

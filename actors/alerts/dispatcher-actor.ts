@@ -11,6 +11,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
 import { readRuleChannels, readRuleDeliveryInfo } from '../../core/alert-rules-store.ts';
+import { type Clock, every } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import type { Pool } from '../../core/db.ts';
 import { ConsumerEndedError } from '../../core/errors.ts';
@@ -22,6 +23,7 @@ import {
   consumers,
   decodeWith,
   STREAMS,
+  subjects,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
@@ -81,11 +83,11 @@ export class AlertDispatcherActor implements ActorBehavior {
           msg.term();
           continue;
         }
-        const working = setInterval(() => msg.working(), 10_000);
+        const working = every(ctx.clock, 10_000, () => msg.working());
         try {
           await dbRetry.execute(() => this.record(firing.value), ctx.signal);
         } finally {
-          clearInterval(working);
+          working.stop();
         }
         msg.ack();
         ctx.markEvent();
@@ -107,7 +109,7 @@ export class AlertDispatcherActor implements ActorBehavior {
     if (existing) return;
     await jsm.consumers.add(STREAMS.events, {
       durable_name: consumers.alertDispatcher,
-      filter_subject: 'md.alert.>',
+      filter_subject: subjects.alertAll,
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(60_000),
       // From the first firing kept: symbol actors may publish before this consumer first
@@ -166,10 +168,10 @@ export class AlertDispatcherActor implements ActorBehavior {
     while (!ctx.signal.aborted) {
       let due: Due[] = [];
       try {
-        due = await this.due();
+        due = await this.due(ctx.clock.now());
         for (const d of due) {
           if (ctx.signal.aborted) break;
-          await this.attempt(d);
+          await this.attempt(d, ctx.clock);
         }
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message }, 'alert deliveries: database unavailable; retrying');
@@ -186,7 +188,7 @@ export class AlertDispatcherActor implements ActorBehavior {
     }
   }
 
-  private async due(): Promise<Due[]> {
+  private async due(now: number): Promise<Due[]> {
     const { rows } = await this.deps.pool.query<Omit<Due, 'channels' | 'note'>>(
       `SELECT d.event_id, d.channel, d.attempts,
               e.rule_id, e.exchange, e.symbol, e.timeframe, e.condition, e.threshold, e.value, e.bar_ts,
@@ -196,14 +198,14 @@ export class AlertDispatcherActor implements ActorBehavior {
         WHERE d.status = 'pending' AND d.next_attempt_at <= to_timestamp($1 / 1000.0)
         ORDER BY d.next_attempt_at
         LIMIT 50`,
-      [Date.now()],
+      [now],
     );
     // A rule deleted since its firing has no channels left: its queued deliveries fail and are recorded.
     const rules = await readRuleDeliveryInfo(this.deps.pool, [...new Set(rows.map((r) => r.rule_id))]);
     return rows.map((r) => ({ ...r, channels: {}, note: null, ...rules.get(r.rule_id) }));
   }
 
-  private async attempt(d: Due): Promise<void> {
+  private async attempt(d: Due, clock: Clock): Promise<void> {
     const cfg = this.deps.cfg.alerts;
     const event: AlertEventPayload = {
       id: d.event_id,
@@ -225,7 +227,7 @@ export class AlertDispatcherActor implements ActorBehavior {
         timeoutMs: cfg.timeoutMs,
         mailer: this.mailer,
         from: cfg.from,
-        now: Date.now,
+        now: () => clock.now(),
       });
       await this.deps.pool.query(
         `UPDATE alert_deliveries SET status = 'delivered', attempts = $3, delivered_at = now(), last_error = NULL,

@@ -3,7 +3,7 @@
  * and reports how its behavior ended to its parent (it never restarts itself).
  */
 import { randomUUID } from 'node:crypto';
-import type { Clock, TimerHandle } from '../../core/clock.ts';
+import { type Clock, sleep, type TimerHandle } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import { type ActorHealth, type ActorSpec, SCHEMA_VERSION } from '../../core/protocol/index.ts';
 import type { ActorBehavior, ActorContext } from './actor.ts';
@@ -102,12 +102,9 @@ export class ActorCell {
     this.abort?.abort();
     const running = this.running;
     if (running) {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      await Promise.race([running, timeout]);
-      clearTimeout(timer);
+      const settled = new AbortController();
+      await Promise.race([running, sleep(this.opts.clock, timeoutMs, settled.signal)]);
+      settled.abort();
     }
     this.clearHeartbeat();
     if ((this.status as ActorStatus).name !== 'stopped')

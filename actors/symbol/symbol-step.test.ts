@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TradeDeliveryGapError } from '../../core/errors.ts';
-import { type Bar, encodeJson, type Trade } from '../../core/protocol/index.ts';
+import { type Bar, encodeJson, subjects, type Trade } from '../../core/protocol/index.ts';
 import {
   readSnapshot,
   type SymbolEffects,
@@ -35,7 +35,7 @@ class Feed {
       seq: ++this.seq,
       delivery: opts.redelivered ? this.delivery : ++this.delivery,
       redelivered: opts.redelivered ?? false,
-      subject: opts.subject ?? 'md.trade.sim.BTC-USDT',
+      subject: opts.subject ?? subjects.trade(EX, SYM),
       data: msg instanceof Uint8Array ? msg : encodeJson(msg),
       storedAt: now,
       now,
@@ -159,7 +159,7 @@ describe('symbol step: trades', () => {
       seq: 9,
       delivery: 5,
       redelivered: false,
-      subject: 'md.trade.sim.BTC-USDT',
+      subject: subjects.trade(EX, SYM),
       data: encodeJson({ v: 1, ex: EX, sym: SYM, trades: [tr(2, T0 + 2000, 100)] }),
       storedAt: T0 + 2000,
       now: T0 + 2000,

@@ -20,6 +20,7 @@ import {
   type Bar,
   consumers,
   decodeJson,
+  isAnalyticsUpdateSubject,
   type Result,
   STREAMS,
   subjects,
@@ -32,9 +33,6 @@ import { Mailbox } from '../runtime/mailbox.ts';
 import { Quarantine } from '../runtime/quarantine.ts';
 import { type AnalyticsRow, upsertAnalytics, upsertBars } from './candle-store.ts';
 
-/** Subjects of analytics updates inside BARS (`md.bar.ind.<tf>.<ex>.<sym>`). */
-const ANALYTICS_PREFIX = 'md.bar.ind.';
-
 /** A BARS message: a closed bar (maybe with analytics) or an analytics update of one. */
 function decodeBarsMessage(
   subject: string,
@@ -42,7 +40,7 @@ function decodeBarsMessage(
 ): Result<{ bar: Bar | null; update?: AnalyticsUpdate }> {
   const parsed = decodeJson(data);
   if (!parsed.ok) return parsed;
-  if (subject.startsWith(ANALYTICS_PREFIX)) {
+  if (isAnalyticsUpdateSubject(subject)) {
     const u = validateAnalyticsUpdate(parsed.value);
     return u.ok ? { ok: true, value: { bar: null, update: u.value } } : u;
   }

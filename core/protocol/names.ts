@@ -91,3 +91,40 @@ export const stateKeys = Object.freeze({
   /** KV `features-latest`: newest ML features of one series. */
   features: (ex: string, sym: string, tf: Timeframe) => `${ex}.${kvKeyOfToken(encodeSymbol(sym))}.${tf}`,
 });
+
+/** Filters over many subjects (stream purges and per-subject counts). */
+export const subjectFilters = Object.freeze({
+  /** Every trade subject of one exchange. */
+  tradesOf: (ex: string) => `md.trade.${ex}.>`,
+});
+
+/** An analytics update (`md.bar.ind.…`) rather than a closed bar: both travel in BARS. */
+export function isAnalyticsUpdateSubject(subject: string): boolean {
+  return subject.startsWith('md.bar.ind.');
+}
+
+/** The roles that register a NATS micro service. */
+export type ServiceRole = 'worker' | 'supervisor' | 'gateway';
+
+/** A service instance id as one subject token (no wildcards, no dots). */
+function serviceToken(instance: string): string {
+  return instance.replace(/[.*> ]/g, '_');
+}
+
+/**
+ * Micro-service request subjects: `tickmesh.<role>.<endpoint>` is answered by one instance of
+ * the role (queue group), `tickmesh.<role>.<instance>.<endpoint>` by that instance only.
+ */
+export const serviceSubjects = Object.freeze({
+  roleGroup: (role: ServiceRole) => `tickmesh.${role}`,
+  instanceGroup: (role: ServiceRole, instance: string) => `tickmesh.${role}.${serviceToken(instance)}`,
+  role: (role: ServiceRole, endpoint: string) => `tickmesh.${role}.${endpoint}`,
+  instance: (role: ServiceRole, instance: string, endpoint: string) =>
+    `tickmesh.${role}.${serviceToken(instance)}.${endpoint}`,
+});
+
+/** Fixed keys in KV buckets (other buckets are keyed by actor or worker id). */
+export const kvKeys = Object.freeze({
+  /** The one key of `supervisor-leader`: whoever holds it leads. */
+  supervisorLeader: 'leader',
+});
