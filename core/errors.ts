@@ -100,8 +100,26 @@ export class MailboxClosedError extends TmError {
   }
 }
 
+/** What failed and how to fix it, in one line: the dev launcher prints nothing else. */
 export class EmbeddedServerError extends TmError {
-  constructor(what: string, detail: string, options?: { cause?: unknown }) {
-    super('TM_ERR_EMBEDDED', 500, `${what}: ${detail}`, options);
+  constructor(
+    readonly server: string,
+    readonly problem: string,
+    readonly fix: string,
+    options?: { cause?: unknown },
+  ) {
+    super('TM_ERR_EMBEDDED', 500, `${server}: ${problem}; ${fix}`, options);
+  }
+}
+
+/** A dev start-up step other than the embedded servers failed (port taken, URL unreachable). */
+export class StartupError extends TmError {
+  constructor(
+    readonly step: string,
+    readonly problem: string,
+    readonly fix: string,
+    options?: { cause?: unknown },
+  ) {
+    super('TM_ERR_STARTUP', 500, `${step}: ${problem}; ${fix}`, options);
   }
 }
