@@ -33,7 +33,7 @@ function spawnFailure(bin: string, fromEnv: boolean, e: Error): EmbeddedServerEr
   if (code === 'ENOENT')
     return new EmbeddedServerError(
       SERVER,
-      'nats-server is not on PATH',
+      'not found on PATH',
       `install it (Debian: apt-get install nats-server; or https://github.com/nats-io/nats-server/releases), set NATS_SERVER_BIN to its path, ${elsewhere}`,
       { cause: e },
     );
