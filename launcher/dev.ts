@@ -36,7 +36,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
   const base = loadConfig(env);
   const logger = log ?? createLogger(base.logLevel, { app: 'tickmesh' });
   enableDefaultMetrics();
-  const dataDir = env.TICKMESH_DATA_DIR ?? join(PROJECT_ROOT, '.data');
+  const dataDir = env.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
   let nats: EmbeddedNats | null = null;
   let db: EmbeddedDb | null = null;
   const roles: RoleHandle[] = [];

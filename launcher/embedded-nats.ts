@@ -138,6 +138,7 @@ export async function startNatsServer(dir: string, log: Logger, preferredPort = 
         await exited;
       }
       dismiss(dog);
+      rmSync(pidFile, { force: true }); // nats-server leaves it behind
     },
   };
 }
