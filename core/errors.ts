@@ -100,26 +100,24 @@ export class MailboxClosedError extends TmError {
   }
 }
 
-/** What failed and how to fix it, in one line: the dev launcher prints nothing else. */
-export class EmbeddedServerError extends TmError {
-  constructor(
-    readonly server: string,
-    readonly problem: string,
-    readonly fix: string,
-    options?: { cause?: unknown },
-  ) {
-    super('TM_ERR_EMBEDDED', 500, `${server}: ${problem}; ${fix}`, options);
-  }
-}
-
-/** A dev start-up step other than the embedded servers failed (port taken, URL unreachable). */
+/**
+ * `tickmesh dev` could not start: what failed and how to fix it, in one line (the launcher
+ * prints nothing else). Its subclass EmbeddedServerError is for its own nats-server/PostgreSQL.
+ */
 export class StartupError extends TmError {
   constructor(
     readonly step: string,
     readonly problem: string,
     readonly fix: string,
     options?: { cause?: unknown },
+    code = 'TM_ERR_STARTUP',
   ) {
-    super('TM_ERR_STARTUP', 500, `${step}: ${problem}; ${fix}`, options);
+    super(code, 500, `${step}: ${problem}; ${fix}`, options);
+  }
+}
+
+export class EmbeddedServerError extends StartupError {
+  constructor(server: string, problem: string, fix: string, options?: { cause?: unknown }) {
+    super(server, problem, fix, options, 'TM_ERR_EMBEDDED');
   }
 }

@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
 import { createPool } from '../core/db.ts';
-import { EmbeddedServerError, StartupError } from '../core/errors.ts';
+import { StartupError } from '../core/errors.ts';
 import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
@@ -252,8 +252,7 @@ program
 function exitWithOneLine(err: unknown): never {
   let line = errorText(err);
   const cause = err instanceof Error && err.cause !== undefined ? errorText(err.cause) : '';
-  const complete = err instanceof EmbeddedServerError || err instanceof StartupError;
-  if (cause && !complete && !line.includes(cause)) line += ` (cause: ${cause})`;
+  if (cause && !(err instanceof StartupError) && !line.includes(cause)) line += ` (cause: ${cause})`;
   process.stderr.write(`tickmesh: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
   if (/^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '') && err instanceof Error)
     process.stderr.write(`${err.stack}\n`);

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedServerError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { clearStalePidFile, dismiss, errnoOf, freePort, watchdog } from './processes.ts';
+import { clearStalePidFile, dismiss, errnoOf, freePort, removeLeftover, watchdog } from './processes.ts';
 
 export interface EmbeddedNats {
   url: string;
@@ -70,16 +70,7 @@ function exitFailure(port: number, dir: string, errors: string[]): EmbeddedServe
 /** Removes what an earlier run left behind: its pid file (stopping its server) and ports files. */
 async function clearLeftovers(dir: string, pidFile: string, log: Logger): Promise<void> {
   await clearStalePidFile(SERVER, pidFile, join(dir, 'store'), log);
-  try {
-    for (const f of readdirSync(dir)) if (f.endsWith('.ports')) rmSync(join(dir, f), { force: true });
-  } catch (e) {
-    throw new EmbeddedServerError(
-      SERVER,
-      `cannot clear stale ports files in ${dir} (${errnoOf(e) ?? e})`,
-      'remove them yourself, or start as the user that owns the folder',
-      { cause: e },
-    );
-  }
+  for (const f of readdirSync(dir)) if (f.endsWith('.ports')) removeLeftover(SERVER, join(dir, f));
 }
 
 export async function startNatsServer(dir: string, log: Logger, preferredPort = 4223): Promise<EmbeddedNats> {

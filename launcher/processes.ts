@@ -61,12 +61,17 @@ export async function clearStalePidFile(
     }
     log.warn({ pid }, `stopped a ${server} left running by an earlier run`);
   }
+  removeLeftover(server, pidFile);
+}
+
+/** Removes a file an earlier run of `server` left behind, or says why it cannot. */
+export function removeLeftover(server: string, path: string): void {
   try {
-    rmSync(pidFile, { force: true });
+    rmSync(path, { force: true });
   } catch (e) {
     throw new EmbeddedServerError(
       server,
-      `cannot remove the stale pid file ${pidFile} (${errnoOf(e) ?? e})`,
+      `cannot remove ${path}, left by an earlier run (${errnoOf(e) ?? e})`,
       'remove it yourself, or start as the user that owns it',
       { cause: e },
     );
