@@ -100,9 +100,25 @@ export class MailboxClosedError extends TmError {
   }
 }
 
-export class EmbeddedServerError extends TmError {
-  constructor(what: string, detail: string, options?: { cause?: unknown }) {
-    super('TM_ERR_EMBEDDED', 500, `${what}: ${detail}`, options);
+/**
+ * `tickmesh dev` could not start: what failed and how to fix it, in one line (the launcher
+ * prints nothing else). Its subclass EmbeddedServerError is for its own nats-server/PostgreSQL.
+ */
+export class StartupError extends TmError {
+  constructor(
+    readonly step: string,
+    readonly problem: string,
+    readonly fix: string,
+    options?: { cause?: unknown },
+    code = 'TM_ERR_STARTUP',
+  ) {
+    super(code, 500, `${step}: ${problem}; ${fix}`, options);
+  }
+}
+
+export class EmbeddedServerError extends StartupError {
+  constructor(server: string, problem: string, fix: string, options?: { cause?: unknown }) {
+    super(server, problem, fix, options, 'TM_ERR_EMBEDDED');
   }
 }
 

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
 import { createPool } from '../core/db.ts';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, StartupError } from '../core/errors.ts';
 import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
@@ -13,6 +13,7 @@ import { connectNats } from '../core/nats.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
 import { startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
+import { errorText } from './preflight.ts';
 import {
   type RoleHandle,
   runMigrate,
@@ -75,6 +76,10 @@ program
   .command('dev')
   .description('everything in one process (embedded NATS and PostgreSQL when not configured)')
   .action(async () => {
+    // Until the system is up, an error event nobody listens to is a start-up failure like any
+    // other: one line, no stack trace.
+    process.on('uncaughtException', exitWithOneLine);
+    process.on('unhandledRejection', exitWithOneLine);
     const cfg = loadConfig();
     const log = createLogger(cfg.logLevel, { app: 'tickmesh' });
     const sys = await startDev(process.env, log);
@@ -86,10 +91,13 @@ program
       `  metrics     ${sys.gatewayUrl}/metrics`,
       `  nats        ${sys.natsUrl}   e.g. nats --server ${sys.natsUrl} stream ls`,
       `  postgres    ${sys.databaseUrl}`,
+      ...(sys.databaseDir ? [`  pg data     ${sys.databaseDir}`] : []),
       'Ctrl-C stops everything.',
       '',
     ];
     process.stdout.write(lines.join('\n'));
+    process.off('uncaughtException', exitWithOneLine);
+    process.off('unhandledRejection', exitWithOneLine);
     untilSignal(sys.stop, log);
   });
 
@@ -237,9 +245,19 @@ program
       );
   });
 
-program.parseAsync(process.argv).catch((err) => {
-  process.stderr.write(`tickmesh: ${err instanceof Error ? err.message : String(err)}\n`);
-  if (err instanceof Error && err.cause)
-    process.stderr.write(`  cause: ${String((err.cause as Error).message ?? err.cause)}\n`);
+/**
+ * A command that fails prints one line on stderr, what failed and how to fix it, and exits 1.
+ * Start-up errors say both already; any other error gets its cause on the same line. The stack
+ * is for LOG_LEVEL=debug.
+ */
+function exitWithOneLine(err: unknown): never {
+  let line = errorText(err);
+  const cause = err instanceof Error && err.cause !== undefined ? errorText(err.cause) : '';
+  if (cause && !(err instanceof StartupError) && !line.includes(cause)) line += ` (cause: ${cause})`;
+  process.stderr.write(`tickmesh: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
+  if (/^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '') && err instanceof Error)
+    process.stderr.write(`${err.stack}\n`);
   process.exit(1);
-});
+}
+
+program.parseAsync(process.argv).catch(exitWithOneLine);

@@ -1,35 +1,37 @@
 /**
- * The README's run command: `tickmesh dev` with nothing configured starts its own nats-server
- * and embedded PostgreSQL, seeds the simulator, and comes back after kill -9 on the same data
- * folder (stale pid files, orphaned servers).
+ * The README's run command, as a newcomer runs it: `tickmesh dev` from a fresh clone inside a
+ * folder only its owner can enter (as /root is), with nothing configured and no data folder set,
+ * so `.data` is inside the clone. It starts its own nats-server and embedded PostgreSQL (as root
+ * the postgres user cannot reach the clone: the server runs from a staged copy), seeds the
+ * simulator, serves the dashboard, and comes back after kill -9 on the same data (stale pid
+ * files, orphaned servers).
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STAGE_ROOT } from '../launcher/postgres-placement.ts';
+import { clonePrivately, type PrivateClone } from '../test/support/clone.ts';
 import { gql } from '../test/support/graphql.ts';
 import { eventually } from '../test/support/infra.ts';
 import { type RoleProcess, spawnRole } from '../test/support/processes.ts';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'tickmesh-dev-'));
-// As root the embedded PostgreSQL runs as the `postgres` user, which must reach the folder.
-chmodSync(dataDir, 0o755);
+let clone: PrivateClone;
 const running: RoleProcess[] = [];
+const clusters = new Set<string>();
 
 function devEnv(): Record<string, string> {
-  // No NATS_URL / DATABASE_URL: the launcher must bring its own.
+  // No NATS_URL / DATABASE_URL / TICKMESH_DATA_DIR: the launcher must bring its own, in the clone.
   const env: Record<string, string> = {
-    TICKMESH_DATA_DIR: dataDir,
     PORT: '0',
     SIM_RATE: '50',
     LOG_LEVEL: 'info',
   };
-  for (const k of ['NATS_URL', 'DATABASE_URL']) env[k] = '';
+  for (const k of ['NATS_URL', 'DATABASE_URL', 'TICKMESH_DATA_DIR']) env[k] = '';
   return env;
 }
 
 async function startDevProcess(): Promise<{ proc: RoleProcess; base: string }> {
-  const proc = spawnRole('dev', devEnv(), { group: true });
+  const proc = spawnRole('dev', devEnv(), { group: true, project: clone.project });
   running.push(proc);
   const base = await eventually(
     async () => {
@@ -41,6 +43,8 @@ async function startDevProcess(): Promise<{ proc: RoleProcess; base: string }> {
   ).catch((e) => {
     throw new Error(`${e.message}\n${proc.output()}`);
   });
+  const pgData = proc.output().match(/pg data\s+(\S+)/)?.[1];
+  if (pgData?.startsWith(STAGE_ROOT)) clusters.add(dirname(pgData));
   return { proc, base };
 }
 
@@ -57,15 +61,26 @@ async function allRunning(base: string): Promise<string[]> {
 }
 
 describe('tickmesh dev', () => {
+  beforeAll(() => {
+    clone = clonePrivately();
+  });
+
   afterAll(async () => {
     for (const p of running) await p.kill('SIGKILL');
-    // Orphans (if any) are stopped by the launcher's watchdogs; give them a moment via the next start.
-    rmSync(dataDir, { recursive: true, force: true });
+    // Orphans (if any) are stopped by the launcher's watchdogs.
+    clone?.remove();
+    for (const c of clusters) rmSync(c, { recursive: true, force: true });
   });
 
   it('runs the whole system with embedded NATS and PostgreSQL, and survives kill -9', async () => {
     const first = await startDevProcess();
     expect(first.proc.output()).toMatch(/nats\s+nats:\/\/127\.0\.0\.1:\d+/);
+    expect(existsSync(join(clone.project, '.data', 'nats', 'store'))).toBe(true);
+    // As root the postgres user cannot enter the clone: the banner says where the cluster went.
+    if (process.getuid?.() === 0) expect(clusters.size).toBe(1);
+    const page = await fetch(`${first.base}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<div id="app">');
     const symbols = await gql<{ symbols: { symbol: string }[] }>(
       first.base,
       '{ symbols { exchange symbol } }',
@@ -90,6 +105,7 @@ describe('tickmesh dev', () => {
 
     expect(await first.proc.kill('SIGKILL')).toBeNull();
     const second = await startDevProcess();
+    expect(clusters.size).toBeLessThanOrEqual(1); // the same cluster again
     await allRunning(second.base);
     const symbols2 = await gql<{ symbols: unknown[] }>(second.base, '{ symbols { symbol } }');
     expect(symbols2.data?.symbols).toHaveLength(5);

@@ -1,7 +1,8 @@
 /**
  * `dev`: the whole system in one process. Starts a nats-server child and an embedded
  * PostgreSQL when NATS_URL / DATABASE_URL are not set, migrates, then runs the gateway, the
- * supervisor and a worker, and shuts everything down in order on Ctrl-C.
+ * supervisor and a worker, and shuts everything down in order on Ctrl-C. A set-up it cannot
+ * start in (a port taken, a URL that answers nothing) fails first, before anything runs.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,8 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { enableDefaultMetrics } from '../core/metrics.ts';
 import { type EmbeddedNats, startNatsServer } from './embedded-nats.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from './embedded-postgres.ts';
+import { checkDatabaseUrl, checkGatewayPort, checkNatsUrl, gatewayPortTaken } from './preflight.ts';
+import { errnoOf } from './processes.ts';
 import {
   type RoleHandle,
   runMigrate,
@@ -24,6 +27,8 @@ export interface DevSystem {
   gatewayUrl: string;
   natsUrl: string;
   databaseUrl: string;
+  /** The embedded PostgreSQL's cluster folder (null with DATABASE_URL). */
+  databaseDir: string | null;
   stop(): Promise<void>;
 }
 
@@ -31,7 +36,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
   const base = loadConfig(env);
   const logger = log ?? createLogger(base.logLevel, { app: 'tickmesh' });
   enableDefaultMetrics();
-  const dataDir = env.TICKMESH_DATA_DIR ?? join(PROJECT_ROOT, '.data');
+  const dataDir = env.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
   let nats: EmbeddedNats | null = null;
   let db: EmbeddedDb | null = null;
   const roles: RoleHandle[] = [];
@@ -41,6 +46,9 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     await db?.stop().catch((err) => logger.error({ err }, 'stopping embedded postgres failed'));
     await nats?.stop().catch((err) => logger.error({ err }, 'stopping nats-server failed'));
   };
+  await checkGatewayPort(base.gateway.port, base.gateway.host);
+  if (base.nats.url) await checkNatsUrl(base.nats.url);
+  if (base.database.url) await checkDatabaseUrl(base.database.url);
   try {
     if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
     if (!base.database.url) db = await startEmbeddedPostgres(join(dataDir, 'postgres'), logger);
@@ -55,9 +63,18 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     const supervisor = await startSupervisorRole(cfg, logger);
     roles.push(supervisor);
     roles.push(await startWorkerRole(cfg, logger));
-    const gateway = await startGatewayRole(cfg, logger);
+    const gateway = await startGatewayRole(cfg, logger).catch((e) => {
+      // Taken since the check above: the same line as when it was taken before.
+      throw errnoOf(e) === 'EADDRINUSE' ? gatewayPortTaken(cfg.gateway.port, cfg.gateway.host, e) : e;
+    });
     roles.push(gateway);
-    return { gatewayUrl: gateway.url, natsUrl: cfg.nats.url!, databaseUrl: cfg.database.url!, stop };
+    return {
+      gatewayUrl: gateway.url,
+      natsUrl: cfg.nats.url!,
+      databaseUrl: cfg.database.url!,
+      databaseDir: db?.dataDir ?? null,
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;

@@ -4,8 +4,10 @@
  * so no nats-server or postgres is left orphaned on its data folder.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { EmbeddedServerError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 
 export function isAlive(pid: number): boolean {
   try {
@@ -24,17 +26,56 @@ export function commandOf(pid: number): string {
   }
 }
 
-/** Stops a process left behind by an earlier run (if it is still the program we expect). */
-export async function stopStale(
-  pid: number,
-  expect: RegExp,
+/** The errno code of a system error (`ENOENT`, `EACCES`, ...), or undefined. */
+export function errnoOf(e: unknown): string | undefined {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Clears a pid file an earlier run left behind. A process still alive under that pid is stopped
+ * only when its command line names `owner` (its data folder): pids are reused, and a pid file
+ * must never make us signal the machine's own postgres or nats-server.
+ */
+export async function clearStalePidFile(
+  server: string,
+  pidFile: string,
+  owner: string,
+  log: Logger,
   signal: NodeJS.Signals = 'SIGTERM',
-): Promise<boolean> {
-  if (!isAlive(pid) || !expect.test(commandOf(pid))) return false;
-  process.kill(pid, signal);
-  for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  return true;
+): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]?.trim());
+  if (pid > 0 && isAlive(pid) && commandOf(pid).includes(owner)) {
+    try {
+      process.kill(pid, signal);
+      for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    } catch (e) {
+      throw new EmbeddedServerError(
+        server,
+        `a ${server} left running by an earlier run (pid ${pid}) cannot be stopped (${errnoOf(e) ?? e})`,
+        `stop it yourself (kill ${pid}) and start again`,
+        { cause: e },
+      );
+    }
+    log.warn({ pid }, `stopped a ${server} left running by an earlier run`);
+  }
+  removeLeftover(server, pidFile);
+}
+
+/** Removes a file an earlier run of `server` left behind, or says why it cannot. */
+export function removeLeftover(server: string, path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch (e) {
+    throw new EmbeddedServerError(
+      server,
+      `cannot remove ${path}, left by an earlier run (${errnoOf(e) ?? e})`,
+      'remove it yourself, or start as the user that owns it',
+      { cause: e },
+    );
+  }
 }
 
 export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
@@ -63,10 +104,13 @@ export async function freePort(preferred?: number): Promise<number> {
  * and then signals `pid`. Returns the watchdog so a clean shutdown can dismiss it.
  */
 export function watchdog(pid: number, signal: 'TERM' | 'INT' = 'TERM'): ChildProcess {
-  const dog = spawn('sh', ['-c', `cat >/dev/null; kill -${signal} ${pid} 2>/dev/null`], {
+  // Shell builtins only, from an absolute shell: a PATH without /bin (a broken set-up) must
+  // neither lose the guard nor fire it at once.
+  const dog = spawn('/bin/sh', ['-c', `while read -r _; do :; done; kill -${signal} ${pid} 2>/dev/null`], {
     stdio: ['pipe', 'ignore', 'ignore'],
     detached: true,
   });
+  dog.on('error', () => {}); // no shell: the server just is not guarded; never an unhandled event
   dog.unref();
   return dog;
 }

@@ -16,8 +16,11 @@ const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', 'coverage']);
 /** Subject families named in names.ts. */
 const PREFIXES = ['md.', 'tickmesh.', 'sys.actor.', 'tm.ctl.'];
 
+/** A file name such as `tickmesh.js` shares a prefix with the subjects but is none. */
+const FILE_NAME = /^[\w-]+\.(js|ts|json|md|ya?ml)$/;
+
 function startsLikeSubject(text: string): boolean {
-  return PREFIXES.some((p) => text.startsWith(p));
+  return PREFIXES.some((p) => text.startsWith(p)) && !FILE_NAME.test(text);
 }
 
 /** An opening quote right before a prefix: every such literal has one, most files none. */
@@ -79,6 +82,7 @@ describe('subject literals', () => {
       'const b = `tickmesh.worker.#{id}.restart`;',
       'const c = f(`sys.actor.#{e}`, "tm.ctl.rules.x");',
       "const d = 'mdx.trade' + `#{x}md.trade`;",
+      "const e = join('bin', 'tickmesh.js');",
     ]
       .join('\n')
       .replaceAll('#{', '$' + '{'); // template placeholders, spelled so the linter lets them be

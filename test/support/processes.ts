@@ -1,5 +1,6 @@
 /** Runs tickmesh roles as real child processes, so tests can kill -9 them. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dismiss, watchdog } from '../../launcher/processes.ts';
 
@@ -15,13 +16,16 @@ export interface RoleProcess {
 /**
  * `group`: the role leads a process group of its own, as a command started from a terminal
  * does, so a test can signal the whole group the way Ctrl-C does (`process.kill(-pid, sig)`).
+ * `project`: run the CLI of another checkout (a clone) from its own folder.
  */
 export function spawnRole(
   role: string,
   env: Record<string, string>,
-  opts: { group?: boolean } = {},
+  opts: { group?: boolean; project?: string } = {},
 ): RoleProcess {
-  const child = spawn(process.execPath, [BIN, role], {
+  const bin = opts.project ? join(opts.project, 'bin', 'tickmesh.js') : BIN;
+  const child = spawn(process.execPath, [bin, role], {
+    cwd: opts.project,
     env: { ...process.env, LOG_LEVEL: 'warn', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.group ?? false,
