@@ -105,3 +105,9 @@ export class EmbeddedServerError extends TmError {
     super('TM_ERR_EMBEDDED', 500, `${what}: ${detail}`, options);
   }
 }
+
+export class AlreadyStartedError extends TmError {
+  constructor(what: string) {
+    super('TM_ERR_ALREADY_STARTED', 500, `${what} was started twice`);
+  }
+}

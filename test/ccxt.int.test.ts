@@ -12,7 +12,7 @@
  * repaired (history gone, repair refused) which must leave gap marks: bars marked incomplete.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CcxtExchange } from '../actors/exchange/ccxt-feed.ts';
+import type { CcxtExchange } from '../actors/exchange/ccxt/index.ts';
 import type { ExchangeAdapters } from '../actors/factory.ts';
 import { barsFromTrades } from '../actors/symbol/bar-builder.ts';
 import { parseExchangesFile, syncExchanges } from '../core/exchanges-config.ts';

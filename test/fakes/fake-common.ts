@@ -361,6 +361,12 @@ export function decimal(x: number, digits = 8): string {
   return x.toFixed(digits);
 }
 
+/** What an exchanges file's `ccxt` entry needs to point an exchange at a fake: `urls`, `options`. */
+export interface FakeFileSettings {
+  urls: Record<string, unknown>;
+  options: Record<string, unknown>;
+}
+
 /** The parts of a ccxt instance `configure` touches (typed loosely: ccxt's own types are loose). */
 export interface CcxtLikeExchange {
   urls: Record<string, unknown>;

@@ -1,24 +1,20 @@
 /**
  * CcxtFeed against local fakes that speak Binance's and Kraken's real protocols: ccxt's own code
- * runs unchanged, only its urls point at 127.0.0.1. Timing decisions (staleness, backoff,
+ * runs unchanged, only its urls point at 127.0.0.1 (plain http:// and ws://), set the way the
+ * exchanges file sets them (`ccxt.urls`, `ccxt.options`, validated by the file's schema). Timing decisions (staleness, backoff,
  * Retry-After, circuit, refresh, polling) run on a FakeClock; socket I/O is awaited through
  * conditions (vi.waitFor), never fixed sleeps, except `settle()` before asserting that something
  * did NOT happen.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FakeClock } from '../../core/clock.ts';
-import type { Trade } from '../../core/protocol/index.ts';
-import { startFakeBinance } from '../../test/fakes/fake-binance.ts';
-import { type ScriptedTrade, scriptTrades } from '../../test/fakes/fake-common.ts';
-import { startFakeKraken } from '../../test/fakes/fake-kraken.ts';
-import {
-  CcxtFeed,
-  type CcxtFeedConfig,
-  normaliseTrade,
-  SymbolTrack,
-  type TradeSink,
-  type TradeSource,
-} from './ccxt-feed.ts';
+import { FakeClock } from '../../../core/clock.ts';
+import { type CcxtExchangeOptions, parseStoredOptions } from '../../../core/exchanges-config.ts';
+import type { Trade } from '../../../core/protocol/index.ts';
+import { startFakeBinance } from '../../../test/fakes/fake-binance.ts';
+import { type FakeFileSettings, type ScriptedTrade, scriptTrades } from '../../../test/fakes/fake-common.ts';
+import { startFakeKraken } from '../../../test/fakes/fake-kraken.ts';
+import { CcxtFeed } from './feed.ts';
+import type { TradeSink, TradeSource } from './types.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeBinance>> | Awaited<ReturnType<typeof startFakeKraken>>;
 
@@ -51,6 +47,27 @@ const VENUES: Venue[] = [
     tradesEndpoint: 'Trades',
   },
 ];
+
+type FileEntry = { ccxt?: Record<string, unknown> } & Record<string, unknown>;
+
+/** A ccxt exchange entry as the worker gets it: file settings parsed by the file's schema. */
+function fileOptions(
+  ccxtId: string,
+  fake: FakeFileSettings | null,
+  entry: FileEntry = {},
+): CcxtExchangeOptions {
+  const parsed = parseStoredOptions('ccxt', {
+    ...entry,
+    ccxt: {
+      id: ccxtId,
+      ...(fake ? { urls: fake.urls, options: fake.options } : {}),
+      rateLimitMs: 5, // the fake has no rate limit; ccxt's throttle stays on
+      ...entry.ccxt,
+    },
+  });
+  if (parsed.kind !== 'ccxt') throw new Error('not a ccxt entry');
+  return parsed;
+}
 
 const T0 = 1_700_000_000_000;
 const CLOCK0 = 5_000_000;
@@ -110,7 +127,8 @@ async function harness(
     happened: Record<string, number>;
     /** Index in the script of each symbol's resume trade (default: 4). */
     resumeAt?: number;
-    feed?: Partial<CcxtFeedConfig>;
+    /** Exchanges-file settings over the harness's (the file's names: `ccxt`, `breaker`, ...). */
+    entry?: FileEntry;
     beforeStart?: (fake: Fake) => void;
   },
 ): Promise<Harness> {
@@ -127,15 +145,14 @@ async function harness(
   }
   const feed = new CcxtFeed(
     {
-      exchangeId: venue.exchangeId,
+      exchange: fileOptions(venue.exchangeId, fake.fileSettings(), {
+        repair: { pageLimit: 20 },
+        backoff: { initialMs: 50, maxMs: 200 },
+        ...opts.entry,
+      }),
       symbols: Object.keys(opts.scripts),
       clock,
-      configure: (ex) => fake.configure(ex),
-      options: { rateLimit: 5 }, // the fake has no rate limit; ccxt's throttle stays on
       resume,
-      repair: { pageLimit: 20 },
-      reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
-      ...opts.feed,
     },
     sink,
   );
@@ -355,7 +372,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     const h = await harness(venue, {
       scripts: { [venue.busy]: busyScript() },
       happened: { [venue.busy]: 5 },
-      feed: { breaker: { threshold: 3, halfOpenAfterMs: 10_000 } },
+      entry: { breaker: { failures: 3, halfOpenAfterMs: 10_000 } },
       beforeStart: (fake) => fake.fail5xx(4),
     });
     const calls = () => h.fake.counters.restCalls();
@@ -434,7 +451,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     const h = await harness(venue, {
       scripts: { [venue.busy]: busyScript(), [venue.quiet]: quietScript() },
       happened: { [venue.busy]: 30, [venue.quiet]: 6 },
-      feed: { mode: 'poll', pollIntervalMs: 1000 },
+      entry: { ccxt: { mode: 'poll', pollIntervalMs: 1000 } },
     });
     await until(() => h.sink.count(venue.busy) === 25 && h.sink.count(venue.quiet) === 1);
     for (let i = 0; i < 3; i++) {
@@ -456,7 +473,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     const h = await harness(venue, {
       scripts: { [venue.busy]: busyScript() },
       happened: { [venue.busy]: 5 },
-      feed: { refreshAfterMs: 60_000, staleness: { minStaleMs: 120_000, maxStaleMs: 120_000 } },
+      entry: { refreshAfterMs: 60_000, staleness: { minMs: 120_000, maxMs: 120_000 } },
     });
     await subscribed(h.fake);
     h.fake.emit(venue.busy, 10);
@@ -482,10 +499,9 @@ describe('CcxtFeed contract', () => {
       const boom = new Error('sink is broken');
       const feed = new CcxtFeed(
         {
-          exchangeId: 'binance',
+          exchange: fileOptions('binance', fake.fileSettings()),
           symbols: ['BTC/USDT'],
           clock: new FakeClock(CLOCK0),
-          configure: (ex) => fake.configure(ex),
           resume: { 'BTC/USDT': { id: '1002', ts: T0 + 200 } },
         },
         { onTrades: () => Promise.reject(boom) },
@@ -499,60 +515,16 @@ describe('CcxtFeed contract', () => {
 
   it('validates its configuration once, with named problems', () => {
     const sink: TradeSink = { onTrades: async () => {} };
-    expect(() => new CcxtFeed({ exchangeId: 'nosuchexchange', symbols: ['A/B'] }, sink)).toThrow(
-      /unknown ccxt exchange/,
-    );
-    expect(() => new CcxtFeed({ exchangeId: 'binance', symbols: [] }, sink)).toThrow(
+    expect(
+      () => new CcxtFeed({ exchange: fileOptions('nosuchexchange', null), symbols: ['A/B'] }, sink),
+    ).toThrow(/unknown ccxt exchange/);
+    expect(() => new CcxtFeed({ exchange: fileOptions('binance', null), symbols: [] }, sink)).toThrow(
       /symbols must not be empty/,
     );
-    expect(
-      () => new CcxtFeed({ exchangeId: 'binance', symbols: ['BTC/USDT'], staleness: { k: -1 } }, sink),
-    ).toThrow(/staleness.k must be a positive number/);
-  });
-});
-
-describe('SymbolTrack', () => {
-  const opts = { windowMs: 60_000, maxIds: 100, alpha: 0.5, numericIdsIncrease: true, maxSampleMs: 10_000 };
-  const t = (id: string, ts: number): Trade => ({ id, ts, px: 1, qty: 1 });
-
-  it('accepts each numeric id once and only forward', () => {
-    const track = new SymbolTrack(opts, { id: '10', ts: 1000 });
-    expect(track.accept(t('10', 1000))).toBe(false);
-    expect(track.accept(t('9', 1200))).toBe(false);
-    expect(track.accept(t('11', 1100))).toBe(true);
-    expect(track.accept(t('11', 1100))).toBe(false);
-    expect(track.accept(t('12', 1300))).toBe(true);
-    expect(track.lastId).toBe('12');
-  });
-
-  it('without numeric ids: dedupes by recent id and refuses trades older than the watermark', () => {
-    const track = new SymbolTrack({ ...opts, numericIdsIncrease: false });
-    expect(track.accept(t('b', 1000))).toBe(true);
-    expect(track.accept(t('a', 1000))).toBe(true); // same ms, other id
-    expect(track.accept(t('b', 1000))).toBe(false);
-    expect(track.accept(t('z', 999))).toBe(false);
-    expect(track.accept(t('c', 1001))).toBe(true);
-  });
-
-  it('estimates the interval with an EWMA, a long pause capped', () => {
-    const track = new SymbolTrack(opts, { id: '1', ts: 0 });
-    track.accept(t('2', 100_000)); // a pause longer than maxSampleMs counts as 10 s
-    expect(track.expectedIntervalMs).toBe(10_000);
-    track.accept(t('3', 101_000));
-    expect(track.expectedIntervalMs).toBe(5500);
-  });
-});
-
-describe('normaliseTrade', () => {
-  it('maps a ccxt trade and rejects unusable ones', () => {
-    expect(normaliseTrade({ id: '7', timestamp: 5, price: 1.5, amount: 2, side: 'sell' })).toEqual({
-      trade: { id: '7', ts: 5, px: 1.5, qty: 2, side: 'sell' },
-    });
-    expect(normaliseTrade({ id: 8, timestamp: 5, price: 1.5, amount: 0, side: 'other' })).toEqual({
-      trade: { id: '8', ts: 5, px: 1.5, qty: 0 },
-    });
-    expect(normaliseTrade({ timestamp: 5, price: 1.5, amount: 2 })).toHaveProperty('problem');
-    expect(normaliseTrade({ id: '9', timestamp: 5, price: Number.NaN, amount: 2 })).toHaveProperty('problem');
-    expect(normaliseTrade({ id: '9', timestamp: undefined, price: 1, amount: 2 })).toHaveProperty('problem');
+    // The options themselves are the file schema's to check, once (the feed takes its output).
+    expect(() => fileOptions('binance', null, { staleness: { factor: -1 } })).toThrow(/staleness\.factor/);
+    expect(() => fileOptions('binance', null, { staleness: { minMs: 9000, maxMs: 8000 } })).toThrow(
+      /minMs must not exceed maxMs/,
+    );
   });
 });
