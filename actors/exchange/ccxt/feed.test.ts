@@ -183,6 +183,17 @@ const waitAll = (h: Harness, symbol: string) =>
 /** Waits until the fake has a socket subscribed to `n` trade streams. */
 const subscribed = (fake: Fake, n = 1) => until(() => fake.subscriptions().some((s) => s.length >= n));
 
+/** The busy symbol alone, 5 of its trades already happened (resume at the 5th). */
+const busyFeed = (venue: Venue, opts: Omit<Parameters<typeof harness>[1], 'scripts' | 'happened'> = {}) =>
+  harness(venue, { scripts: { [venue.busy]: busyScript() }, happened: { [venue.busy]: 5 }, ...opts });
+
+/** Once subscribed, `n` trades happen and the sink gets them all. */
+async function streamLive(h: Harness, symbol: string, n: number): Promise<void> {
+  await subscribed(h.fake);
+  h.fake.emit(symbol, n);
+  await waitAll(h, symbol);
+}
+
 const busyScript = (count = 120) => scriptTrades({ count, start: T0, stepMs: 100, firstId: 1000 });
 const quietScript = (count = 20) =>
   scriptTrades({ count, start: T0 + 7, stepMs: 5000, firstId: 50_000, px: 0.5 });
@@ -221,25 +232,16 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('reconnects after dropped connections and repairs the gap: every trade once, in order', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 10);
     h.fake.dropConnections();
     // Nobody listens: only REST can bring these (more than the 50 Kraken replays on subscribe).
     h.fake.emit(venue.busy, 60);
     await until(() => h.fake.counters.wsConnections === 2);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     h.fake.dropConnections();
     await until(() => h.fake.counters.wsConnections === 3);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 5);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 5);
     expectExactly(h, venue.busy);
     const health = h.feed.health();
     expect(health.reconnects).toBe(2);
@@ -248,13 +250,8 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('closes the gap between a reconnect repair and a subscription that starts late', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 10);
     h.fake.holdSubscriptions(true);
     h.fake.dropConnections();
     await until(() => h.fake.counters.wsConnections === 2);
@@ -263,20 +260,13 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     // ...then trades happen before the exchange starts streaming: no frame will ever carry them.
     h.fake.emit(venue.busy, 5);
     h.fake.holdSubscriptions(false);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 5);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 5);
     expectExactly(h, venue.busy);
   });
 
   it('detects a silent socket as stale, repairs over REST, reconnects: exact sequence', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 20);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 20);
     h.fake.silence(true);
     h.fake.emit(venue.busy, 10); // visible over REST only
     h.clock.advance(4000);
@@ -290,22 +280,15 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     await until(() => h.fake.counters.wsConnections === 2);
     await waitAll(h, venue.busy);
     h.fake.silence(false);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     expectExactly(h, venue.busy);
     expect(h.feed.health().backfilled).toBeGreaterThanOrEqual(10);
     expect(h.feed.health().symbols[venue.busy]!.stale).toBe(false);
   });
 
   it('survives malformed frames: counted, never crashes, exactly the good trades', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 5);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 5);
     for (const kind of ['invalid-json', 'wrong-shape', 'missing-fields', 'nan-price'] as const) {
       h.fake.sendMalformed(kind, venue.busy);
       h.fake.emit(venue.busy, 3);
@@ -323,9 +306,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('honours Retry-After of a 429: no request before it passes, then recovers', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
+    const h = await busyFeed(venue, {
       beforeStart: (fake) => fake.rateLimit(1, 30),
     });
     await until(() => h.feed.health().retryAfterUntil !== null);
@@ -345,13 +326,8 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('honours Retry-After of a 418 ban during a repair, then completes the repair', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 10);
     const restBefore = h.fake.counters.restCalls(venue.tradesEndpoint);
     h.fake.ban418(1, 20);
     h.fake.dropConnections();
@@ -369,9 +345,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('opens its circuit after a 5xx streak, probes half-open, closes on success', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
+    const h = await busyFeed(venue, {
       entry: { breaker: { failures: 3, halfOpenAfterMs: 10_000 } },
       beforeStart: (fake) => fake.fail5xx(4),
     });
@@ -400,9 +374,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
       'half-open',
       'closed',
     ]);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     expectExactly(h, venue.busy);
   });
 
@@ -470,23 +442,17 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('refreshes its connection before the exchange limit, without a gap', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
+    const h = await busyFeed(venue, {
       entry: { refreshAfterMs: 60_000, staleness: { minMs: 120_000, maxMs: 120_000 } },
     });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     h.clock.advance(59_000);
     await settle();
     expect(h.fake.counters.wsConnections).toBe(1);
     h.fake.emit(venue.busy, 5);
     h.clock.advance(1_000);
     await until(() => h.fake.counters.wsConnections === 2);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     expectExactly(h, venue.busy);
     expect(h.feed.health()).toMatchObject({ refreshes: 1, reconnects: 1 });
   });
