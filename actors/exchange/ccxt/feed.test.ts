@@ -13,6 +13,7 @@ import type { Trade } from '../../../core/protocol/index.ts';
 import { startFakeBinance } from '../../../test/fakes/fake-binance.ts';
 import { type FakeFileSettings, type ScriptedTrade, scriptTrades } from '../../../test/fakes/fake-common.ts';
 import { startFakeKraken } from '../../../test/fakes/fake-kraken.ts';
+import { startFakeProxy } from '../../../test/fakes/fake-proxy.ts';
 import { CcxtFeed } from './feed.ts';
 import type { TradeSink, TradeSource } from './types.ts';
 
@@ -475,6 +476,38 @@ describe('CcxtFeed contract', () => {
       await expect(feed.start(new AbortController().signal)).rejects.toBe(boom);
       await until(() => fake.openSockets() === 0); // the feed closed its socket on the way out
     } finally {
+      await fake.close();
+    }
+  });
+
+  it('sends REST through the proxy the file names, streams directly', async () => {
+    const fake = await startFakeBinance({ trades: { 'BTC/USDT': busyScript() }, happened: 10 });
+    const proxy = await startFakeProxy();
+    const sink = new RecordingSink();
+    const ac = new AbortController();
+    try {
+      const feed = new CcxtFeed(
+        {
+          exchange: fileOptions('binance', fake.fileSettings(), { ccxt: { proxy: { http: proxy.url } } }),
+          symbols: ['BTC/USDT'],
+          clock: new FakeClock(CLOCK0),
+          resume: { 'BTC/USDT': { id: '1004', ts: T0 + 400 } },
+        },
+        sink,
+      );
+      const run = feed.start(ac.signal);
+      await until(() => sink.count('BTC/USDT') === 5); // the repair, over REST
+      await until(() => fake.subscriptions().some((x) => x.length > 0));
+      fake.emit('BTC/USDT', 3);
+      await until(() => sink.count('BTC/USDT') === 8);
+      const origin = new URL(fake.restUrl).host;
+      expect(proxy.targets.length).toBeGreaterThan(0);
+      expect(new Set(proxy.targets)).toEqual(new Set([origin]));
+      ac.abort();
+      await run;
+    } finally {
+      ac.abort();
+      await proxy.close();
       await fake.close();
     }
   });
