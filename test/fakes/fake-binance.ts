@@ -32,6 +32,7 @@ import {
   decimal,
   FakeCounters,
   type FakeFileSettings,
+  type FakeTls,
   HttpFaults,
   type MalformedKind,
   parseFrame,
@@ -72,6 +73,8 @@ export interface FakeBinanceOptions {
   trades: Record<string, ScriptedTrade[]>;
   /** How many trades of each script have already happened (default 0). */
   happened?: number | Record<string, number>;
+  /** Serve https:// and wss:// with this key and certificate instead of http:// and ws://. */
+  tls?: FakeTls;
 }
 
 export async function startFakeBinance(opts: FakeBinanceOptions) {
@@ -178,6 +181,7 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
         else onClientFrame(ws, msg);
       });
     },
+    opts.tls,
   );
 
   function onClientFrame(ws: WebSocket, msg: Record<string, unknown>): void {

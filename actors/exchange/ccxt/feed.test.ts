@@ -14,6 +14,7 @@ import { startFakeBinance } from '../../../test/fakes/fake-binance.ts';
 import { type FakeFileSettings, type ScriptedTrade, scriptTrades } from '../../../test/fakes/fake-common.ts';
 import { startFakeKraken } from '../../../test/fakes/fake-kraken.ts';
 import { startFakeProxy } from '../../../test/fakes/fake-proxy.ts';
+import { makeFakeCa } from '../../../test/fakes/fake-tls.ts';
 import { CcxtFeed } from './feed.ts';
 import type { TradeSink, TradeSource } from './types.ts';
 
@@ -509,6 +510,51 @@ describe('CcxtFeed contract', () => {
       ac.abort();
       await proxy.close();
       await fake.close();
+    }
+  });
+
+  it('trusts the extra CA the file names, for https:// and wss://; without it nothing connects', async () => {
+    const ca = makeFakeCa();
+    const fake = await startFakeBinance({
+      trades: { 'BTC/USDT': busyScript() },
+      happened: 10,
+      tls: ca.server,
+    });
+    const feeds: { ac: AbortController; run: Promise<void> }[] = [];
+    const startFeed = (entry: FileEntry, sink: TradeSink) => {
+      const feed = new CcxtFeed(
+        {
+          exchange: fileOptions('binance', fake.fileSettings(), entry),
+          symbols: ['BTC/USDT'],
+          clock: new FakeClock(CLOCK0),
+          resume: { 'BTC/USDT': { id: '1004', ts: T0 + 400 } },
+        },
+        sink,
+      );
+      const ac = new AbortController();
+      feeds.push({ ac, run: feed.start(ac.signal) });
+      return feed;
+    };
+    try {
+      expect(fake.restUrl).toMatch(/^https:/);
+      expect(fake.wsUrl).toMatch(/^wss:/);
+      const untrusted = startFeed({}, new RecordingSink());
+      await until(() => untrusted.health().errors > 0);
+      expect(untrusted.health().lastError?.message).toMatch(
+        /certificate|self.signed|unable to (get|verify)/i,
+      );
+      const sink = new RecordingSink();
+      startFeed({ ccxt: { caFile: ca.caFile } }, sink);
+      await until(() => sink.count('BTC/USDT') === 5); // the repair, over https
+      await until(() => fake.subscriptions().some((x) => x.length > 0));
+      fake.emit('BTC/USDT', 3);
+      await until(() => sink.count('BTC/USDT', 'live') >= 3); // the stream, over wss
+      expect(sink.count('BTC/USDT')).toBe(8);
+    } finally {
+      for (const f of feeds) f.ac.abort();
+      await Promise.allSettled(feeds.map((f) => f.run));
+      await fake.close();
+      ca.dispose();
     }
   });
 
