@@ -12,8 +12,6 @@
  * repaired (history gone, repair refused) which must leave gap marks: bars marked incomplete.
  */
 
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CcxtExchange } from '../actors/exchange/ccxt/index.ts';
 import type { ExchangeAdapters } from '../actors/factory.ts';
@@ -23,7 +21,7 @@ import { metrics } from '../core/metrics.ts';
 import { actorIds, bucketStart, decodeJson, STREAMS, subjects, type Trade } from '../core/protocol/index.ts';
 import { type RoleHandle, startWorkerRole } from '../launcher/roles.ts';
 import { type FakeBinance, startFakeBinance } from './fakes/fake-binance.ts';
-import { type ScriptedTrade, scriptTrades } from './fakes/fake-common.ts';
+import { closedPort, type ScriptedTrade, scriptTrades } from './fakes/fake-common.ts';
 import { type FakeKraken, startFakeKraken } from './fakes/fake-kraken.ts';
 import { sameBar } from './support/bars.ts';
 import { eventually, testLog, topology } from './support/infra.ts';
@@ -97,15 +95,6 @@ async function healthOf(topo: Topo, ex: string): Promise<CcxtHealth | null> {
   if (e?.operation !== 'PUT') return null;
   const parsed = decodeJson(e.value);
   return parsed.ok ? (parsed.value as CcxtHealth) : null;
-}
-
-/** A local port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const pick = (t: Trade) => ({ id: t.id, ts: t.ts, px: t.px, qty: t.qty });

@@ -391,3 +391,12 @@ export interface CcxtLikeExchange {
 export function allowPlainWebsocket(exchange: { httpAgent?: unknown }): void {
   exchange.httpAgent ??= new Agent({ keepAlive: true });
 }
+
+/** A local port nothing listens on (a closed port: connections are refused). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

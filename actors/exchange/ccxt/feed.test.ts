@@ -11,7 +11,12 @@ import { FakeClock } from '../../../core/clock.ts';
 import { type CcxtExchangeOptions, parseStoredOptions } from '../../../core/exchanges-config.ts';
 import type { Trade } from '../../../core/protocol/index.ts';
 import { startFakeBinance } from '../../../test/fakes/fake-binance.ts';
-import { type FakeFileSettings, type ScriptedTrade, scriptTrades } from '../../../test/fakes/fake-common.ts';
+import {
+  closedPort,
+  type FakeFileSettings,
+  type ScriptedTrade,
+  scriptTrades,
+} from '../../../test/fakes/fake-common.ts';
 import { startFakeKraken } from '../../../test/fakes/fake-kraken.ts';
 import { startFakeProxy } from '../../../test/fakes/fake-proxy.ts';
 import { makeFakeCa } from '../../../test/fakes/fake-tls.ts';
@@ -555,6 +560,38 @@ describe('CcxtFeed contract', () => {
       await Promise.allSettled(feeds.map((f) => f.run));
       await fake.close();
       ca.dispose();
+    }
+  });
+
+  it('says plainly when it cannot reach the exchange at all: connection unreachable, the error, since when', async () => {
+    const port = await closedPort();
+    const clock = new FakeClock(CLOCK0);
+    const closed = { urls: { api: { public: `http://127.0.0.1:${port}/api/v3` } }, options: {} };
+    const feed = new CcxtFeed(
+      {
+        exchange: fileOptions('binance', closed, {
+          breaker: { failures: 2, halfOpenAfterMs: 10_000 },
+          backoff: { initialMs: 50, maxMs: 100 },
+        }),
+        symbols: ['BTC/USDT'],
+        clock,
+      },
+      new RecordingSink(),
+    );
+    const ac = new AbortController();
+    const run = feed.start(ac.signal);
+    try {
+      expect(feed.health().connection).toMatchObject({ state: 'connecting', since: CLOCK0, lastError: null });
+      await until(() => feed.health().errors === 1 && clock.pendingTimers() > 0); // backing off
+      clock.advance(100);
+      await until(() => feed.health().connection.state === 'unreachable');
+      const { connection } = feed.health();
+      expect(connection.since).toBe(CLOCK0 + 100);
+      expect(connection.lastError?.message).toMatch(/^loadMarkets: .*(NetworkError|ExchangeNotAvailable)/);
+      expect(feed.health()).toMatchObject({ connected: false, circuit: 'open', mode: 'starting' });
+    } finally {
+      ac.abort();
+      await run;
     }
   });
 

@@ -24,8 +24,11 @@ export class RestLane {
   constructor(private readonly ctx: FeedContext) {
     this.circuit = new CircuitBreaker(ctx.clock, ctx.s.breaker, (to) => {
       ctx.log.warn({ circuit: to }, `circuit ${to}`);
-      // Open while nothing stands: every dial and call failed. Closed: the next call got through.
-      if (to === 'open' && !ctx.connected) ctx.setConnection('unreachable');
+      // Open while nothing stands: every dial and call failed. Closed again: a call got through,
+      // the connection is being made.
+      if (ctx.connected) return;
+      if (to === 'open') ctx.setConnection('unreachable');
+      else if (to === 'closed') ctx.setConnection('connecting');
     });
     this.backoff = new ExponentialBackoff(ctx.s.backoff);
   }
