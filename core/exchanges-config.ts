@@ -61,9 +61,8 @@ const proxyUrl = (schemes: string[]) =>
     });
 
 /**
- * Where ccxt's requests go through (ccxt's own proxy settings, one per kind of traffic). REST
- * proxies run through undici (installed with ccxt); websocket proxies need ccxt's optional agent
- * modules (http-proxy-agent, https-proxy-agent, socks-proxy-agent), checked at start.
+ * Where ccxt's requests go through (ccxt's own proxy settings, one for REST and one for
+ * websockets): REST through undici, websockets through the http/https/socks proxy agents.
  */
 export const ccxtProxySchema = z
   .object({

@@ -1,6 +1,7 @@
 /**
  * A forward HTTP proxy on 127.0.0.1 for tests of ccxt's proxy settings: CONNECT tunnels (what
- * undici's ProxyAgent opens) and plain absolute-URI requests, both counted by target.
+ * undici's ProxyAgent and https-proxy-agent open), plain absolute-URI requests and websocket
+ * upgrades (what http-proxy-agent sends for ws:// urls), all counted by target.
  */
 import { createServer, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -34,6 +35,24 @@ export async function startFakeProxy(): Promise<FakeProxy> {
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+  });
+  server.on('upgrade', (req, client, head) => {
+    // An absolute-URI upgrade: replay it to the origin and splice the two sockets.
+    const target = new URL(req.url ?? '/');
+    targets.push(target.host);
+    const upstream = connect(Number(target.port), target.hostname, () => {
+      const lines = [`${req.method} ${target.pathname}${target.search} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2)
+        lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
   });
   server.on('connect', (req, client, head) => {
     const [host, port] = (req.url ?? '').split(':');

@@ -77,9 +77,16 @@ describe('prepareTransport', () => {
     expect(ex.httpAgent).toBeDefined();
   });
 
-  it('names the npm package a websocket proxy needs when it is not installed', async () => {
-    const o = entry({ proxy: { ws: 'http://p:3128' } });
-    const { ex } = createCcxtInstance(o, { log });
-    await expect(prepareTransport(ex, o)).rejects.toThrow(/http-proxy-agent/);
+  it('loads the agent module of a websocket proxy before the first dial', async () => {
+    for (const [proxy, module] of [
+      [{ ws: 'http://p:3128' }, 'httpProxyAgentModule'],
+      [{ wss: 'http://p:3128' }, 'httpsProxyAgentModule'],
+      [{ wsSocks: 'socks5://p:1080' }, 'socksProxyAgentModule'],
+    ] as const) {
+      const o = entry({ proxy });
+      const { ex } = createCcxtInstance(o, { log });
+      await prepareTransport(ex, o);
+      expect((ex as unknown as Record<string, unknown>)[module]).toBeDefined();
+    }
   });
 });

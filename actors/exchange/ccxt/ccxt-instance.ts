@@ -9,9 +9,9 @@
  *   has its plain HTTP agent, which `loadHttpProxyAgent()` creates; it is only ever used for
  *   `ws://` urls, so the feed always runs it (no setting to forget);
  * - REST proxies (`httpProxy`, `httpsProxy`, `socksProxy`) go through undici's ProxyAgent;
- *   websocket proxies (`wsProxy`, `wssProxy`, `wsSocksProxy`) need the optional
- *   http-proxy-agent / https-proxy-agent / socks-proxy-agent modules, loaded by
- *   `loadProxyModules()`;
+ *   websocket proxies (`wsProxy`, `wssProxy`, `wsSocksProxy`) need ccxt's optional
+ *   http-proxy-agent / https-proxy-agent / socks-proxy-agent modules (dependencies of tickmesh),
+ *   loaded by `loadProxyModules()`;
  * - TLS trust: REST sockets come from undici dispatchers built by `getDispatcherOptions`
  *   (`connect` for the plain agent, `requestTls` behind a proxy); websocket sockets take
  *   `options.ws.options` as `ws` client options (`ca`).
@@ -84,18 +84,8 @@ export function createCcxtInstance(o: CcxtExchangeOptions, extras: InstanceExtra
 export async function prepareTransport(ex: CcxtExchange, o: CcxtExchangeOptions): Promise<void> {
   await ex.loadHttpProxyAgent?.();
   const proxy = o.ccxt.proxy;
-  if (!proxy?.ws && !proxy?.wss && !proxy?.wsSocks) return;
-  await ex.loadProxyModules?.();
-  const modules = ex as unknown as Record<string, unknown>;
-  const [field, pkg] = proxy.ws
-    ? ['httpProxyAgentModule', 'http-proxy-agent']
-    : proxy.wss
-      ? ['httpsProxyAgentModule', 'https-proxy-agent']
-      : ['socksProxyAgentModule', 'socks-proxy-agent'];
-  if (modules[field] === undefined)
-    throw new ConfigError(
-      `ccxt feed ${o.ccxt.id}: a websocket proxy needs the npm package ${pkg} next to ccxt (npm install ${pkg})`,
-    );
+  // ccxt loads its proxy agent modules on the first REST call; a dial must not come first.
+  if (proxy?.ws || proxy?.wss || proxy?.wsSocks) await ex.loadProxyModules?.();
 }
 
 function proxySettings(p: CcxtExchangeOptions['ccxt']['proxy']): Record<string, string> {

@@ -486,7 +486,10 @@ describe('CcxtFeed contract', () => {
     }
   });
 
-  it('sends REST through the proxy the file names, streams directly', async () => {
+  it.each([
+    { over: 'REST', proxy: (url: string) => ({ http: url }) },
+    { over: 'the websocket', proxy: (url: string) => ({ ws: url }) },
+  ])('sends $over through the proxy the file names, the rest directly', async ({ over, proxy: settings }) => {
     const fake = await startFakeBinance({ trades: { 'BTC/USDT': busyScript() }, happened: 10 });
     const proxy = await startFakeProxy();
     const sink = new RecordingSink();
@@ -494,7 +497,7 @@ describe('CcxtFeed contract', () => {
     try {
       const feed = new CcxtFeed(
         {
-          exchange: fileOptions('binance', fake.fileSettings(), { ccxt: { proxy: { http: proxy.url } } }),
+          exchange: fileOptions('binance', fake.fileSettings(), { ccxt: { proxy: settings(proxy.url) } }),
           symbols: ['BTC/USDT'],
           clock: new FakeClock(CLOCK0),
           resume: { 'BTC/USDT': { id: '1004', ts: T0 + 400 } },
@@ -507,8 +510,11 @@ describe('CcxtFeed contract', () => {
       fake.emit('BTC/USDT', 3);
       await until(() => sink.count('BTC/USDT') === 8);
       const origin = new URL(fake.restUrl).host;
-      expect(proxy.targets.length).toBeGreaterThan(0);
       expect(new Set(proxy.targets)).toEqual(new Set([origin]));
+      // REST makes several calls, the websocket one dial.
+      if (over === 'REST') expect(proxy.targets.length).toBeGreaterThan(0);
+      else expect(proxy.targets).toHaveLength(fake.counters.wsConnections);
+      expect(fake.counters.wsConnections).toBe(1);
       ac.abort();
       await run;
     } finally {
