@@ -66,13 +66,13 @@ export class CcxtFeed {
     const clock = config.clock ?? systemClock;
     const log = (config.log ?? pino({ level: 'silent' })).child({ feed: s.exchangeId });
     this.options = config.exchange;
-    let ctx: FeedContext | undefined;
     const { ex, streaming } = createCcxtInstance(config.exchange, {
       credentials: config.credentials,
-      log: (...args: unknown[]) => ctx?.onCcxtLog(args),
+      // ccxt logs only once calls run, by when the context exists.
+      log: (...args: unknown[]) => this.ctx.onCcxtLog(args),
       configure: config.configure,
     });
-    ctx = new FeedContext(ex, clock, log, s, sink);
+    const ctx = new FeedContext(ex, clock, log, s, sink);
     this.ctx = ctx;
     this.streaming = streaming;
     this.rest = new RestLane(ctx);
