@@ -6,6 +6,7 @@
 import { createServer, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface FakeProxy {
   url: string;
@@ -36,37 +37,36 @@ export async function startFakeProxy(): Promise<FakeProxy> {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
+  /** Connects to the origin, lets `opened` speak first, then splices the two sockets. */
+  const splice = (client: Duplex, host: string, port: number, opened: (upstream: Socket) => void) => {
+    targets.push(`${host}:${port}`);
+    const upstream = connect(port, host, () => {
+      opened(upstream);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  };
   server.on('upgrade', (req, client, head) => {
-    // An absolute-URI upgrade: replay it to the origin and splice the two sockets.
+    // An absolute-URI upgrade: replayed to the origin as an ordinary one.
     const target = new URL(req.url ?? '/');
-    targets.push(target.host);
-    const upstream = connect(Number(target.port), target.hostname, () => {
+    splice(client, target.hostname, Number(target.port), (upstream) => {
       const lines = [`${req.method} ${target.pathname}${target.search} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2)
         lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
       upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
       if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
     });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
   });
   server.on('connect', (req, client, head) => {
-    const [host, port] = (req.url ?? '').split(':');
-    targets.push(req.url ?? '');
-    const upstream = connect(Number(port), host, () => {
+    const [host = '', port = ''] = (req.url ?? '').split(':');
+    splice(client, host, Number(port), (upstream) => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
     });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
