@@ -207,3 +207,9 @@ export class InvariantError extends TmError {
     super('TM_ERR_INVARIANT', 500, `internal invariant broken: ${detail}`);
   }
 }
+
+export class AlreadyStartedError extends TmError {
+  constructor(what: string) {
+    super('TM_ERR_ALREADY_STARTED', 500, `${what} was started twice`);
+  }
+}

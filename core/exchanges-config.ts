@@ -33,7 +33,8 @@ export const stalenessSchema = z
     /** …and always after this, however quiet the symbol has been. */
     maxMs: ms.default(15 * 60_000),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.minMs <= s.maxMs, { message: 'minMs must not exceed maxMs' });
 
 export const breakerSchema = z
   .object({
@@ -51,7 +52,42 @@ export const backoffSchema = z
   })
   .strict();
 
-const ccxtSchema = z
+const proxyUrl = (schemes: string[]) =>
+  z
+    .string()
+    .url()
+    .refine((u) => schemes.some((scheme) => u.startsWith(`${scheme}://`)), {
+      message: `must start with ${schemes.map((x) => `${x}://`).join(' or ')}`,
+    });
+
+/**
+ * Where ccxt's requests go through (ccxt's own proxy settings, one for REST and one for
+ * websockets): REST through undici, websockets through the http/https/socks proxy agents.
+ */
+export const ccxtProxySchema = z
+  .object({
+    /** REST through an HTTP proxy (ccxt `httpProxy`)… */
+    http: proxyUrl(['http']).optional(),
+    /** …or an HTTPS (CONNECT) proxy (ccxt `httpsProxy`)… */
+    https: proxyUrl(['http', 'https']).optional(),
+    /** …or a SOCKS5 proxy (ccxt `socksProxy`). */
+    socks: proxyUrl(['socks5', 'socks5h', 'socks']).optional(),
+    /** Websockets through an HTTP proxy (ccxt `wsProxy`)… */
+    ws: proxyUrl(['http']).optional(),
+    /** …or an HTTPS proxy (ccxt `wssProxy`)… */
+    wss: proxyUrl(['http', 'https']).optional(),
+    /** …or a SOCKS proxy (ccxt `wsSocksProxy`). */
+    wsSocks: proxyUrl(['socks4', 'socks4a', 'socks5', 'socks5h', 'socks']).optional(),
+  })
+  .strict()
+  .refine((p) => [p.http, p.https, p.socks].filter(Boolean).length <= 1, {
+    message: 'at most one of http, https, socks (ccxt takes one REST proxy)',
+  })
+  .refine((p) => [p.ws, p.wss, p.wsSocks].filter(Boolean).length <= 1, {
+    message: 'at most one of ws, wss, wsSocks (ccxt takes one websocket proxy)',
+  });
+
+export const ccxtSchema = z
   .object({
     kind: z.literal('ccxt'),
     ...common,
@@ -64,8 +100,16 @@ const ccxtSchema = z
         pollIntervalMs: ms.default(2000),
         /** Passed to the ccxt constructor's `options`. */
         options: z.record(z.string(), z.unknown()).default({}),
-        /** Overrides of the ccxt instance's `urls` (test networks, local fakes). */
+        /**
+         * Overrides of the ccxt instance's `urls`, merged over ccxt's own (test networks, a local
+         * gateway, a recording proxy, a fake): plain `ws://` and `http://` work.
+         */
         urls: z.record(z.string(), z.unknown()).optional(),
+        /** ccxt's spacing of REST requests (its `rateLimit`); default: ccxt's for the exchange. */
+        rateLimitMs: z.number().int().min(1).optional(),
+        proxy: ccxtProxySchema.optional(),
+        /** PEM files of extra certificate authorities to trust (besides the system's), REST and websocket. */
+        caFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
         /** Environment variable names holding credentials (public market data needs none). */
         credentialsEnv: z
           .object({ apiKey: z.string(), secret: z.string(), password: z.string().optional() })
@@ -76,8 +120,20 @@ const ccxtSchema = z
     staleness: stalenessSchema.default({ factor: 10, minMs: 5000, maxMs: 15 * 60_000 }),
     breaker: breakerSchema.default({ failures: 5, halfOpenAfterMs: 30_000 }),
     backoff: backoffSchema.default({ initialMs: 500, maxMs: 60_000 }),
-    /** Reconnect before the exchange's own connection limit (Binance: 24 h). */
-    refreshAfterMs: ms.default(23 * 3600_000 + 50 * 60_000),
+    /** Reconnect before the exchange's own connection limit (Binance: 24 h); 0 never. */
+    refreshAfterMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(23 * 3600_000 + 50 * 60_000),
+    /** REST repair paging: trades per page and pages per repair. */
+    repair: z
+      .object({
+        pageLimit: z.number().int().min(1).max(5000).default(1000),
+        maxPages: z.number().int().min(1).default(1000),
+      })
+      .strict()
+      .default({ pageLimit: 1000, maxPages: 1000 }),
   })
   .strict();
 

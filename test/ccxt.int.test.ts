@@ -11,8 +11,9 @@
  * garbage frames, a 429 with Retry-After, a worker restart; and two outages that cannot be
  * repaired (history gone, repair refused) which must leave gap marks: bars marked incomplete.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CcxtExchange } from '../actors/exchange/ccxt-feed.ts';
+import type { CcxtExchange } from '../actors/exchange/ccxt/index.ts';
 import type { ExchangeAdapters } from '../actors/factory.ts';
 import { barsFromTrades } from '../analytics/bar-builder.ts';
 import { parseExchangesFile, syncExchanges } from '../core/exchanges-config.ts';
@@ -20,7 +21,7 @@ import { metrics } from '../core/metrics.ts';
 import { actorIds, bucketStart, decodeJson, STREAMS, subjects, type Trade } from '../core/protocol/index.ts';
 import { type RoleHandle, startWorkerRole } from '../launcher/roles.ts';
 import { type FakeBinance, startFakeBinance } from './fakes/fake-binance.ts';
-import { type ScriptedTrade, scriptTrades } from './fakes/fake-common.ts';
+import { closedPort, type ScriptedTrade, scriptTrades } from './fakes/fake-common.ts';
 import { type FakeKraken, startFakeKraken } from './fakes/fake-kraken.ts';
 import { sameBar } from './support/bars.ts';
 import { eventually, testLog, topology } from './support/infra.ts';
@@ -80,6 +81,7 @@ interface CcxtHealth {
     restWeightUsed: number;
     retryAfterUntil: number | null;
     lastError: { message: string; at: number } | null;
+    connection?: { state: string; since: number; lastError: { message: string; at: number } | null };
     resumed: number;
     gaps: number;
     published: { trades: number; backfilled: number; gapMarks: number };
@@ -93,14 +95,6 @@ async function healthOf(topo: Topo, ex: string): Promise<CcxtHealth | null> {
   if (e?.operation !== 'PUT') return null;
   const parsed = decodeJson(e.value);
   return parsed.ok ? (parsed.value as CcxtHealth) : null;
-}
-
-/** Kraken's ccxt throttle is 1 request/s; the fakes have no limit (as in the feed's tests). */
-function fastThrottle(exchange: CcxtExchange): void {
-  const ex = exchange as unknown as { rateLimit: number; tokenBucket?: unknown; initRestRateLimiter(): void };
-  ex.rateLimit = 5;
-  ex.tokenBucket = undefined;
-  ex.initRestRateLimiter();
 }
 
 const pick = (t: Trade) => ({ id: t.id, ts: t.ts, px: t.px, qty: t.qty });
@@ -119,18 +113,14 @@ describe('ccxt exchange actor', () => {
   let sys: TestSystem;
   let worker: RoleHandle | null = null;
   const fakes = new Map<string, Fake>();
-  /** The newest ccxt instance of each exchange (what the actor handed to ccxt). */
+  /**
+   * The newest ccxt instance of each exchange (what the actor handed to ccxt), for the one test
+   * that looks inside it. The hook only records: every exchange reaches its fake through the
+   * exchanges file (`ccxt.urls`, `ccxt.options`, `ccxt.rateLimitMs`), as a user's would.
+   */
   const instances = new Map<string, CcxtExchange>();
   const adapters: ExchangeAdapters = {
-    ccxt: {
-      configure: (exchange, ex) => {
-        const fake = fakes.get(ex);
-        if (!fake) throw new Error(`no fake for exchange ${ex}`);
-        fake.configure(exchange);
-        fastThrottle(exchange);
-        instances.set(ex, exchange);
-      },
-    },
+    ccxt: { configure: (exchange, ex) => void instances.set(ex, exchange) },
   };
 
   const startWorker = async () => {
@@ -182,7 +172,8 @@ describe('ccxt exchange actor', () => {
             [ex]: {
               kind: 'ccxt',
               symbols: [sym],
-              ccxt: { id: venue.ccxtId, ...opts.ccxt },
+              // Kraken's ccxt throttle is 1 request/s; the fakes have no limit.
+              ccxt: { id: venue.ccxtId, ...fake.fileSettings(), rateLimitMs: 5, ...opts.ccxt },
               staleness: { factor: 10, minMs: 1000, maxMs: 3000 },
               backoff: { initialMs: 100, maxMs: 1000 },
               breaker: { failures: 5, halfOpenAfterMs: 2000 },
@@ -481,6 +472,7 @@ describe('ccxt exchange actor', () => {
               symbols: ['BTC/USDT'],
               ccxt: {
                 id: 'binance',
+                ...s.fake.fileSettings(),
                 credentialsEnv: { apiKey: 'TM_TEST_CCXT_UNSET', secret: 'TM_TEST_CCXT_SECRET' },
               },
             },
@@ -527,5 +519,105 @@ describe('ccxt exchange actor', () => {
     );
     expect(rows[0]!.n).toBeGreaterThanOrEqual(1);
     await s.close();
+  });
+  it('an exchanges file in YAML points binance at plain ws:// and http:// urls: trades stream into TRADES', async () => {
+    const t0 = Date.now() - 60_000;
+    const script = scriptTrades({ count: 40, start: t0, stepMs: 1000, firstId: 7000 });
+    const fake = await startFakeBinance({ trades: { 'BTC/USDT': script } });
+    fakes.set('bnyaml', fake);
+    const { restUrl, wsUrl } = fake;
+    expect([restUrl, wsUrl].map((u) => u.split(':')[0])).toEqual(['http', 'ws']);
+    // What a user writes to reach a local gateway: nothing but the file.
+    const yaml = [
+      'exchanges:',
+      '  bnyaml:',
+      '    kind: ccxt',
+      '    symbols: [BTC/USDT]',
+      '    ccxt:',
+      '      id: binance',
+      '      rateLimitMs: 5',
+      '      urls:',
+      '        api:',
+      `          public: ${restUrl}/api/v3`,
+      `          private: ${restUrl}/api/v3`,
+      `          v1: ${restUrl}/api/v3`,
+      '          ws:',
+      `            spot: ${wsUrl}/ws`,
+      '      options:',
+      '        fetchMarkets: { types: [spot] }',
+      '        fetchCurrencies: false',
+    ].join('\n');
+    await syncExchanges(sys.db.pool, parseExchangesFile(yaml, 'exchanges.yaml'));
+    await using topo = await topology(sys.cfg);
+    await eventually(async () => fake.subscriptions().some((x) => x.length > 0), 'bnyaml subscribed');
+    const live = fake.emit('BTC/USDT', 20);
+    const stored = await eventually(async () => {
+      const got = await storedTrades(topo, subjects.trade('bnyaml', 'BTC/USDT'), 'skip');
+      return got.length >= live.length ? got : null;
+    }, 'bnyaml trades in TRADES');
+    expect(stored.map(pick)).toEqual(live.map(pick));
+    // The record is rewritten twice a second: wait for one written after the trades.
+    const h = await eventually(async () => {
+      const r = await healthOf(topo, 'bnyaml');
+      return (r?.detail?.symbols['BTC/USDT']?.tradesReceived ?? 0) >= live.length ? r : null;
+    }, 'bnyaml health after the trades');
+    expect(h.status).toBe('running');
+    expect(h.detail).toMatchObject({ connected: true, frameErrors: 0, connection: { state: 'connected' } });
+    expect(fake.counters.wsConnections).toBe(1);
+    await syncExchanges(
+      sys.db.pool,
+      parseExchangesFile('exchanges: { bnyaml: { kind: ccxt, enabled: false, ccxt: { id: binance } } }'),
+    );
+    await eventually(async () => (await healthOf(topo, 'bnyaml')) === null, 'bnyaml stopped');
+  });
+
+  it('a file pointing at a closed port: the health record says unreachable, with the error and since when', async () => {
+    const port = await closedPort();
+    await syncExchanges(
+      sys.db.pool,
+      parseExchangesFile(
+        JSON.stringify({
+          exchanges: {
+            bnclosed: {
+              kind: 'ccxt',
+              symbols: ['BTC/USDT'],
+              ccxt: {
+                id: 'binance',
+                urls: {
+                  api: {
+                    public: `http://127.0.0.1:${port}/api/v3`,
+                    ws: { spot: `ws://127.0.0.1:${port}/ws` },
+                  },
+                },
+              },
+              breaker: { failures: 2, halfOpenAfterMs: 60_000 },
+              backoff: { initialMs: 50, maxMs: 100 },
+            },
+          },
+        }),
+      ),
+    );
+    await using topo = await topology(sys.cfg);
+    const before = Date.now();
+    const h = await eventually(async () => {
+      const r = await healthOf(topo, 'bnclosed');
+      return r?.detail?.connection?.state === 'unreachable' ? r : null;
+    }, 'bnclosed unreachable');
+    const connection = h.detail!.connection!;
+    expect(connection.lastError?.message).toMatch(
+      /loadMarkets: .*(NetworkError|ExchangeNotAvailable|fetch failed|ECONNREFUSED)/,
+    );
+    expect(connection.since).toBeGreaterThan(before - 60_000);
+    expect(connection.since).toBeLessThanOrEqual(Date.now());
+    expect(h.detail).toMatchObject({ connected: false, circuit: 'open' });
+    await syncExchanges(
+      sys.db.pool,
+      parseExchangesFile(
+        JSON.stringify({
+          exchanges: { bnclosed: { kind: 'ccxt', enabled: false, ccxt: { id: 'binance' } } },
+        }),
+      ),
+    );
+    await eventually(async () => (await healthOf(topo, 'bnclosed')) === null, 'bnclosed stopped');
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The ccxt exchange actor (`exchange.<id>`, kind `ccxt`): runs a CcxtFeed (websocket streaming
- * or REST polling, see ccxt-feed.ts) for the exchange's active symbols and publishes what it
+ * or REST polling, see ccxt/feed.ts) for the exchange's active symbols and publishes what it
  * hands on through the TradePublisher: batches with Nats-Msg-Id, `source: 'repair'` on trades
  * recovered over REST.
  *
@@ -38,7 +38,7 @@ import {
   type ResumePoint,
   type SymbolHealth,
   type TradeSink,
-} from './ccxt-feed.ts';
+} from './ccxt/index.ts';
 import { FeedMetrics } from './feed-health.ts';
 import { lastStoredTrades } from './stored-trades.ts';
 import { publishGapMark, TradePublisher } from './trade-publisher.ts';
@@ -57,7 +57,10 @@ const RECENT_TRANSITIONS = 5;
  */
 const DETAIL_SYMBOLS = 100;
 
-/** How the worker reaches an exchange through ccxt; tests point the instance at a fake. */
+/**
+ * A hook on the ccxt instances a worker builds. Everything a user sets (urls, proxies, CA,
+ * options) comes from the exchanges file; this is for tests that must reach into ccxt itself.
+ */
 export interface CcxtAdapter {
   /** Runs on each new ccxt instance of tickmesh exchange `ex` before any call. */
   configure?(exchange: CcxtExchange, ex: string): void;
@@ -138,28 +141,14 @@ export class CcxtExchangeActor implements ActorBehavior {
     };
 
     const config: CcxtFeedConfig = {
-      exchangeId: opts.ccxt.id,
+      exchange: opts,
       symbols: [...new Set(this.symbols)],
-      mode: opts.ccxt.mode,
-      pollIntervalMs: opts.ccxt.pollIntervalMs,
-      options: {
-        ...(opts.ccxt.urls ? { urls: opts.ccxt.urls } : {}),
-        options: opts.ccxt.options,
-        ...credentials,
-      },
+      credentials,
       configure: this.deps.ccxt?.configure
         ? (exchange) => this.deps.ccxt!.configure!(exchange, this.ex)
         : undefined,
       clock: ctx.clock,
       log: ctx.log,
-      staleness: {
-        k: opts.staleness.factor,
-        minStaleMs: opts.staleness.minMs,
-        maxStaleMs: opts.staleness.maxMs,
-      },
-      breaker: { threshold: opts.breaker.failures, halfOpenAfterMs: opts.breaker.halfOpenAfterMs },
-      reconnect: { initialDelayMs: opts.backoff.initialMs, maxDelayMs: opts.backoff.maxMs },
-      refreshAfterMs: opts.refreshAfterMs,
       resume: Object.fromEntries(resume),
     };
     const feed = new CcxtFeed(config, sink);

@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { type Clock, sleep } from '../../core/clock.ts';
 import type { Pool } from '../../core/db.ts';
+import { ConfigError, TmError } from '../../core/errors.ts';
 import {
   MAX_TRADES_PER_BATCH,
   type Side,
@@ -60,13 +61,12 @@ export interface FileSourceOptions extends BatchOptions {
   onInvalid?: (where: string, reason: string) => void;
 }
 
-export class ReplayFormatError extends Error {
-  override readonly name = 'ReplayFormatError';
+export class ReplayFormatError extends TmError {
   constructor(
     readonly where: string,
     readonly reason: string,
   ) {
-    super(`${where}: ${reason}`);
+    super('TM_ERR_VALIDATION', 400, `${where}: ${reason}`);
   }
 }
 
@@ -115,7 +115,9 @@ function formatOf(path: string): 'ndjson' | 'csv' | 'json' {
   if (/\.(ndjson|jsonl)$/.test(name)) return 'ndjson';
   if (name.endsWith('.csv')) return 'csv';
   if (name.endsWith('.json')) return 'json';
-  throw new Error(`${path}: unknown trade file format (.ndjson, .jsonl, .csv or .json, optionally .gz)`);
+  throw new ConfigError(
+    `${path}: unknown trade file format (.ndjson, .jsonl, .csv or .json, optionally .gz)`,
+  );
 }
 
 /** Every trade of a file with its symbol, validated, in file order. */
@@ -414,7 +416,7 @@ export async function* readTradesFromDb(
 ): AsyncGenerator<SymbolTrade> {
   const exists = await pool.query<{ t: string | null }>(`SELECT to_regclass('trades')::text AS t`);
   if (!exists.rows[0]?.t)
-    throw new Error(`there is no trades table; replayFromDb expects:\n${TRADES_TABLE_DDL}`);
+    throw new ConfigError(`there is no trades table; replayFromDb expects:\n${TRADES_TABLE_DDL}`);
   const pageSize = opts.pageSize ?? 5000;
   let after: { ts: number; id: string } | null = null;
   for (;;) {
@@ -467,7 +469,7 @@ export class ReplayPacer {
     private readonly clock: Clock,
     readonly speed: number,
   ) {
-    if (!(speed > 0)) throw new Error(`replay speed must be > 0, got ${speed}`);
+    if (!(speed > 0)) throw new ConfigError(`replay speed must be > 0, got ${speed}`);
   }
 
   async *pace<T extends { trades: readonly Trade[] }>(

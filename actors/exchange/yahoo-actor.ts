@@ -14,7 +14,6 @@
  * next open, circuit, last error, counts) goes into the actor's health detail every couple of
  * seconds and after every publish; the same numbers feed the tickmesh_feed_* metrics.
  */
-import { ExponentialBackoff } from 'cockatiel';
 import YahooFinance from 'yahoo-finance2';
 import type { TimerHandle } from '../../core/clock.ts';
 import { ConfigError } from '../../core/errors.ts';
@@ -103,21 +102,7 @@ export class YahooExchangeActor implements ActorBehavior {
     };
 
     const feed: YahooFeed = new YahooFeed(
-      {
-        symbols: this.symbols,
-        pollIntervalMs: opts.pollIntervalMs,
-        clock: ctx.clock,
-        log: ctx.log,
-        yahoo,
-        since,
-        ...(opts.dataDelayMs ? { delayMs: opts.dataDelayMs } : {}),
-        backoff: new ExponentialBackoff({
-          initialDelay: opts.backoff.initialMs,
-          maxDelay: opts.backoff.maxMs,
-        }),
-        breakerThreshold: opts.breaker.failures,
-        halfOpenAfterMs: opts.breaker.halfOpenAfterMs,
-      },
+      { exchange: opts, symbols: this.symbols, clock: ctx.clock, log: ctx.log, yahoo, since },
       {
         onBars: async (sym: string, bars: SourceBar[]) => {
           const batch: SourceBarBatch = { v: SCHEMA_VERSION, ex: this.ex, sym, bars };

@@ -4,15 +4,17 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../core/clock.ts';
+import { parseStoredOptions, type YahooExchangeOptions } from '../../core/exchanges-config.ts';
 import { createLogger } from '../../core/log.ts';
 import { SCHEMA_VERSION, validateFeedMessage } from '../../core/protocol/index.ts';
+import { parseRetryAfter } from '../../core/retry-after.ts';
 import {
   type FakeCandle,
   type FakeYahoo,
   type FakeYahooOptions,
   startFakeYahoo,
 } from '../../test/fakes/fake-yahoo.ts';
-import { parseRetryAfter, type SourceBar, YahooFeed, type YahooFeedOptions } from './yahoo-feed.ts';
+import { type SourceBar, YahooFeed, type YahooFeedOptions } from './yahoo-feed.ts';
 
 const MIN = 60_000;
 const SETTLE = 2000;
@@ -57,11 +59,18 @@ interface Harness {
 
 const harnesses: Harness[] = [];
 
+/** A yahoo exchange entry as the worker gets it: parsed by the exchanges file's schema. */
+function yahooEntry(entry: Record<string, unknown> = {}): YahooExchangeOptions {
+  const parsed = parseStoredOptions('yahoo', { pollIntervalMs: MIN, ...entry });
+  if (parsed.kind !== 'yahoo') throw new Error('not a yahoo entry');
+  return parsed;
+}
+
 async function harness(
   start: number,
   symbols: string[],
   candles: Record<string, FakeCandle[]>,
-  opts: Partial<YahooFeedOptions> = {},
+  opts: Partial<Omit<YahooFeedOptions, 'exchange'>> & { entry?: Record<string, unknown> } = {},
   setup?: (fake: FakeYahoo) => void,
   fakeOpts: FakeYahooOptions = {},
   /** The first this many onGap calls of the sink fail. */
@@ -74,8 +83,9 @@ async function harness(
   const got = new Map<string, SourceBar[]>();
   const calls = new Map<string, (number | 'gap')[]>();
   const gaps = new Map<string, { from: number; to: number }[]>();
+  const { entry, ...rest } = opts;
   const feed = new YahooFeed(
-    { symbols, pollIntervalMs: MIN, clock, log, yahoo: fake.client(), ...opts },
+    { exchange: yahooEntry(entry), symbols, clock, log, yahoo: fake.client(), ...rest },
     {
       async onBars(symbol, bars) {
         // Never a bar whose minute (plus the settle time) has not ended.
@@ -253,7 +263,7 @@ describe('YahooFeed', () => {
       open,
       ['THYAO.IS'],
       { 'THYAO.IS': candles },
-      { since: open, delayMs: { BIST: 0 } },
+      { since: open, entry: { dataDelayMs: { BIST: 0 } } },
       undefined,
       { realTime: true },
     );
@@ -292,7 +302,7 @@ describe('YahooFeed', () => {
       open + 2 * MIN,
       ['AAPL'],
       { AAPL: candles },
-      { since: open, breakerThreshold: 3, halfOpenAfterMs: 5 * MIN },
+      { since: open, entry: { breaker: { failures: 3, halfOpenAfterMs: 5 * MIN } } },
       (fake) => fake.controls.fail5xx(4),
     );
     await h.runTo(open + 3 * MIN, 1000);
@@ -361,7 +371,7 @@ describe('YahooFeed', () => {
     const got: SourceBar[] = [];
     let failures = 1;
     const feed = new YahooFeed(
-      { symbols: ['AAPL'], pollIntervalMs: MIN, clock, log, yahoo: fake.client(), since: open },
+      { exchange: yahooEntry(), symbols: ['AAPL'], clock, log, yahoo: fake.client(), since: open },
       {
         async onBars(_symbol, bars) {
           if (failures-- > 0) throw new Error('writer unavailable');

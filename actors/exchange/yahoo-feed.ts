@@ -18,18 +18,23 @@
  *   the forming minute is the one `delayMs` ago. A bar counts as complete only once its minute
  *   has ended `delayMs` + `settleMs` ago, and the after-close poll waits as long.
  * - Errors back off with cockatiel's decorrelated-jitter exponential backoff; a 429's
- *   Retry-After is a lower bound on the wait. A consecutive-failure breaker (cockatiel's
- *   ConsecutiveBreaker) opens the symbol's circuit; after `halfOpenAfterMs` one trial request
- *   decides. cockatiel's own retry and circuit policies time with setTimeout/Date.now, so the
- *   waiting here goes through the injected Clock instead and only the backoff and breaker
- *   arithmetic is cockatiel's.
+ *   Retry-After (core/retry-after.ts) is a lower bound on the wait. Each symbol has a circuit
+ *   breaker on the injected Clock (core/circuit-breaker.ts, shared with the ccxt feed): after
+ *   `breaker.failures` consecutive failures it opens, and after `breaker.halfOpenAfterMs` (or
+ *   the longer wait asked for) one trial request decides. Only the backoff arithmetic is
+ *   cockatiel's: its own policies time with setTimeout/Date.now.
+ * - Options are the exchanges file's yahoo entry as its schema parsed it (one set of defaults).
  */
-import { ConsecutiveBreaker, ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
+import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import type YahooFinance from 'yahoo-finance2';
+import { CircuitBreaker, type CircuitState } from '../../core/circuit-breaker.ts';
 import { type Clock, sleep } from '../../core/clock.ts';
+import { AlreadyStartedError } from '../../core/errors.ts';
+import type { YahooExchangeOptions } from '../../core/exchanges-config.ts';
 import type { Logger } from '../../core/log.ts';
 import { type Calendar, type ClosedReason, calendarForSymbol, marketState } from '../../core/market-hours.ts';
 import { MAX_TRADES_PER_BATCH, type SourceBar } from '../../core/protocol/index.ts';
+import { parseRetryAfter } from '../../core/retry-after.ts';
 
 const MINUTE = 60_000;
 /** Yahoo serves 1m data for the last 30 days, at most 8 days per request; stay inside both. */
@@ -62,8 +67,9 @@ export interface SourceBarSink {
 export type YahooClient = InstanceType<typeof YahooFinance>;
 
 export interface YahooFeedOptions {
+  /** The exchange's entry, as the exchanges-file schema parsed it (`parseStoredOptions`). */
+  exchange: YahooExchangeOptions;
   symbols: readonly string[];
-  pollIntervalMs: number;
   clock: Clock;
   log: Logger;
   /** A yahoo-finance2 instance (tests pass one whose fetch goes to a fake). */
@@ -72,23 +78,12 @@ export interface YahooFeedOptions {
   calendar?: Calendar | ((symbol: string) => Calendar);
   /** Open time of the first bar to emit (all symbols, or per symbol); default: the last 24 h. */
   since?: number | Readonly<Record<string, number>>;
-  /** A minute counts as complete this long after it ends (Yahoo finishes a bar late). Default 2 s. */
-  settleMs?: number;
-  /**
-   * How far behind real time Yahoo serves each calendar's bars; missing calendars fall back to
-   * YAHOO_DATA_DELAY_MS (BIST 15 min, the others 0).
-   */
-  delayMs?: Partial<Record<Calendar, number>>;
-  /** Delays after consecutive failures; default exponential with decorrelated jitter, 1 s … 60 s. */
-  backoff?: IBackoffFactory<unknown>;
-  /** Consecutive failures that open a symbol's circuit. Default 5. */
-  breakerThreshold?: number;
-  /** How long an open circuit blocks requests before one trial. Default 60 s. */
-  halfOpenAfterMs?: number;
 }
 
+/** A minute counts as complete this long after it ends (Yahoo finishes a bar late). */
+const SETTLE_MS = 2000;
+
 export type FeedState = 'starting' | 'polling' | 'backoff' | 'market-closed' | 'stopped';
-export type CircuitName = 'closed' | 'open' | 'half-open';
 
 export interface SymbolFeedHealth {
   symbol: string;
@@ -96,7 +91,7 @@ export interface SymbolFeedHealth {
   /** How far behind real time Yahoo serves this symbol (bars count as complete this much later). */
   delayMs: number;
   state: FeedState;
-  circuit: CircuitName;
+  circuit: CircuitState;
   /** Why the market is closed, while `state` is market-closed. */
   closedReason: ClosedReason | null;
   nextOpen: number | null;
@@ -125,9 +120,8 @@ export interface SymbolFeedHealth {
 interface SymbolRun {
   health: SymbolFeedHealth;
   nextBarT: number;
-  breaker: ConsecutiveBreaker;
+  breaker: CircuitBreaker;
   backoff: IBackoff<unknown> | undefined;
-  openUntil: number;
   finalPollDue: boolean;
   finalAttempts: number;
   sessionClose: number | null;
@@ -143,18 +137,20 @@ interface Capture {
 export class YahooFeed {
   private readonly runs = new Map<string, SymbolRun>();
   private started = false;
-  private readonly settleMs: number;
+  private readonly settleMs = SETTLE_MS;
+  private readonly pollIntervalMs: number;
   private readonly backoffFactory: IBackoffFactory<unknown>;
-  private readonly halfOpenAfterMs: number;
 
   constructor(
     private readonly opts: YahooFeedOptions,
     private readonly sink: SourceBarSink,
   ) {
-    if (!(opts.pollIntervalMs > 0)) throw new Error('pollIntervalMs must be > 0');
-    this.settleMs = opts.settleMs ?? 2000;
-    this.backoffFactory = opts.backoff ?? new ExponentialBackoff({ initialDelay: 1000, maxDelay: 60_000 });
-    this.halfOpenAfterMs = opts.halfOpenAfterMs ?? 60_000;
+    const { exchange } = opts;
+    this.pollIntervalMs = exchange.pollIntervalMs;
+    this.backoffFactory = new ExponentialBackoff({
+      initialDelay: exchange.backoff.initialMs,
+      maxDelay: exchange.backoff.maxMs,
+    });
     const now = opts.clock.now();
     for (const symbol of new Set(opts.symbols)) {
       const calendar =
@@ -166,7 +162,7 @@ export class YahooFeed {
         health: {
           symbol,
           calendar,
-          delayMs: opts.delayMs?.[calendar] ?? YAHOO_DATA_DELAY_MS[calendar],
+          delayMs: exchange.dataDelayMs?.[calendar] ?? YAHOO_DATA_DELAY_MS[calendar],
           state: 'starting',
           circuit: 'closed',
           closedReason: null,
@@ -187,9 +183,8 @@ export class YahooFeed {
           gaps: 0,
         },
         nextBarT: Math.floor((since ?? now - 86_400_000) / MINUTE) * MINUTE,
-        breaker: new ConsecutiveBreaker(opts.breakerThreshold ?? 5),
+        breaker: new CircuitBreaker(opts.clock, exchange.breaker),
         backoff: undefined,
-        openUntil: 0,
         finalPollDue: false,
         finalAttempts: 0,
         sessionClose: null,
@@ -200,13 +195,15 @@ export class YahooFeed {
 
   /** Runs until the signal aborts; resolves once every symbol's loop has stopped. */
   async start(signal: AbortSignal): Promise<void> {
-    if (this.started) throw new Error('YahooFeed already started');
+    if (this.started) throw new AlreadyStartedError('YahooFeed');
     this.started = true;
     await Promise.all([...this.runs.values()].map((run) => this.runSymbol(run, signal)));
   }
 
   health(): Record<string, SymbolFeedHealth> {
-    return Object.fromEntries([...this.runs].map(([sym, run]) => [sym, { ...run.health }]));
+    return Object.fromEntries(
+      [...this.runs].map(([sym, run]) => [sym, { ...run.health, circuit: run.breaker.state }]),
+    );
   }
 
   private async runSymbol(run: SymbolRun, signal: AbortSignal): Promise<void> {
@@ -214,12 +211,10 @@ export class YahooFeed {
     const h = run.health;
     while (!signal.aborted) {
       const now = clock.now();
-      if (h.circuit === 'open') {
-        if (now < run.openUntil) {
-          await this.sleep(run.openUntil - now, signal);
-          continue;
-        }
-        h.circuit = 'half-open';
+      const openUntil = run.breaker.openUntil;
+      if (openUntil !== null) {
+        await this.sleep(openUntil - now, signal);
+        continue;
       }
       if (h.retryAt !== null && now < h.retryAt) {
         await this.sleep(h.retryAt - now, signal);
@@ -266,7 +261,7 @@ export class YahooFeed {
    * of up to a minute later.
    */
   private untilNextPoll(now: number): number {
-    const every = this.opts.pollIntervalMs;
+    const every = this.pollIntervalMs;
     return Math.floor((now - this.settleMs) / every) * every + every + this.settleMs - now;
   }
 
@@ -332,7 +327,6 @@ export class YahooFeed {
       this.opts.log.info({ symbol: h.symbol, failures: h.consecutiveFailures }, 'yahoo poll recovered');
     run.breaker.success();
     run.backoff = undefined;
-    h.circuit = 'closed';
     h.consecutiveFailures = 0;
     h.retryAt = null;
     h.state = 'polling';
@@ -354,15 +348,8 @@ export class YahooFeed {
     run.backoff = (run.backoff ?? this.backoffFactory).next(undefined);
     let delay = run.backoff.duration;
     if (retryAfterMs !== null) delay = Math.max(delay, retryAfterMs);
-    if (countsForCircuit) {
-      // A failed trial in half-open reopens at once, as in cockatiel's CircuitBreakerPolicy.
-      const opens = h.circuit === 'half-open' || run.breaker.failure();
-      if (opens) {
-        h.circuit = 'open';
-        run.openUntil = now + Math.max(delay, this.halfOpenAfterMs);
-        delay = run.openUntil - now;
-      }
-    }
+    // A failed trial in half-open reopens at once; the circuit stays open at least `delay`.
+    if (countsForCircuit && run.breaker.failure(delay)) delay = run.breaker.openUntil! - now;
     h.retryAt = now + delay;
     h.state = 'backoff';
     this.opts.log.warn(
@@ -370,7 +357,7 @@ export class YahooFeed {
         symbol: h.symbol,
         error: message,
         retryInMs: delay,
-        circuit: h.circuit,
+        circuit: run.breaker.state,
         failures: h.consecutiveFailures,
       },
       'yahoo poll failed',
@@ -426,12 +413,4 @@ export class YahooFeed {
   private sleep(ms: number, signal: AbortSignal): Promise<void> {
     return sleep(this.opts.clock, ms, signal);
   }
-}
-
-/** Retry-After as delta-seconds or an HTTP date; null when absent or unreadable. */
-export function parseRetryAfter(value: string | null, now: number): number | null {
-  if (value === null || value.trim() === '') return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }

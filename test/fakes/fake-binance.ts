@@ -31,6 +31,8 @@ import {
   type CcxtLikeExchange,
   decimal,
   FakeCounters,
+  type FakeFileSettings,
+  type FakeTls,
   HttpFaults,
   type MalformedKind,
   parseFrame,
@@ -71,6 +73,8 @@ export interface FakeBinanceOptions {
   trades: Record<string, ScriptedTrade[]>;
   /** How many trades of each script have already happened (default 0). */
   happened?: number | Record<string, number>;
+  /** Serve https:// and wss:// with this key and certificate instead of http:// and ws://. */
+  tls?: FakeTls;
 }
 
 export async function startFakeBinance(opts: FakeBinanceOptions) {
@@ -177,6 +181,7 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
         else onClientFrame(ws, msg);
       });
     },
+    opts.tls,
   );
 
   function onClientFrame(ws: WebSocket, msg: Record<string, unknown>): void {
@@ -319,6 +324,10 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
     configure(exchange: CcxtLikeExchange): void {
       pointAtFakeBinance(exchange, server.restUrl, server.wsUrl);
     },
+    /** The exchanges file's `ccxt` settings that point binance at this fake (the same as `configure`). */
+    fileSettings(): FakeFileSettings {
+      return fakeBinanceFileSettings(server.restUrl, server.wsUrl);
+    },
     /** Makes the next n scripted trades of `symbol` happen (REST + streams); returns them. */
     emit(symbol: string, n: number): ScriptedTrade[] {
       const out = tapeOf(symbol).emit(n);
@@ -400,6 +409,18 @@ export async function startFakeBinance(opts: FakeBinanceOptions) {
 }
 
 export type FakeBinance = Awaited<ReturnType<typeof startFakeBinance>>;
+
+/** The exchanges file's `ccxt.urls` and `ccxt.options` for a fake Binance on these urls. */
+export function fakeBinanceFileSettings(restUrl: string, wsUrl: string): FakeFileSettings {
+  const rest = `${restUrl}/api/v3`;
+  return {
+    urls: {
+      api: { public: rest, private: rest, v1: rest, ws: { spot: `${wsUrl}/ws`, margin: `${wsUrl}/ws` } },
+    },
+    // Only spot exchangeInfo: otherwise loadMarkets also asks fapi/dapi for futures.
+    options: { fetchMarkets: { types: ['spot'] }, fetchCurrencies: false },
+  };
+}
 
 /** Points a ccxt binance (or binance pro) instance at a fake on these urls, spot markets only. */
 export function pointAtFakeBinance(exchange: CcxtLikeExchange, restUrl: string, wsUrl: string): void {

@@ -6,6 +6,7 @@
  */
 import { once } from 'node:events';
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Trade } from '../../core/protocol/index.ts';
@@ -259,6 +260,12 @@ export type HttpHandler = (
   url: URL,
 ) => { status: number; headers?: Record<string, string>; body: string };
 
+/** A server key and certificate (PEM) for a fake that speaks TLS. */
+export interface FakeTls {
+  key: string;
+  cert: string;
+}
+
 export interface FakeServer {
   restUrl: string;
   wsUrl: string;
@@ -275,8 +282,9 @@ export interface FakeServer {
 export async function startFakeServer(
   onHttp: HttpHandler,
   onSocket: (ws: WebSocket, path: string) => void,
+  tls?: FakeTls,
 ): Promise<FakeServer> {
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     let answer: ReturnType<HttpHandler>;
     try {
@@ -286,7 +294,8 @@ export async function startFakeServer(
     }
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
     res.end(answer.body);
-  });
+  };
+  const server: Server = tls ? createHttpsServer(tls, handle) : createServer(handle);
   let refusing = false;
   const wss = new WebSocketServer({
     server,
@@ -303,8 +312,8 @@ export async function startFakeServer(
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {
-    restUrl: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}`,
+    restUrl: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    wsUrl: `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}`,
     sockets,
     refuseConnections(on: boolean) {
       refusing = on;
@@ -361,6 +370,12 @@ export function decimal(x: number, digits = 8): string {
   return x.toFixed(digits);
 }
 
+/** What an exchanges file's `ccxt` entry needs to point an exchange at a fake: `urls`, `options`. */
+export interface FakeFileSettings {
+  urls: Record<string, unknown>;
+  options: Record<string, unknown>;
+}
+
 /** The parts of a ccxt instance `configure` touches (typed loosely: ccxt's own types are loose). */
 export interface CcxtLikeExchange {
   urls: Record<string, unknown>;
@@ -375,4 +390,13 @@ export interface CcxtLikeExchange {
  */
 export function allowPlainWebsocket(exchange: { httpAgent?: unknown }): void {
   exchange.httpAgent ??= new Agent({ keepAlive: true });
+}
+
+/** A local port nothing listens on (a closed port: connections are refused). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

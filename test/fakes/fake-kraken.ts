@@ -30,6 +30,7 @@ import {
   allowPlainWebsocket,
   type CcxtLikeExchange,
   FakeCounters,
+  type FakeFileSettings,
   HttpFaults,
   type MalformedKind,
   parseFrame,
@@ -306,6 +307,19 @@ export async function startFakeKraken(opts: FakeKrakenOptions) {
       if (api.ws)
         api.ws = { ...(api.ws as object), publicV2: `${server.wsUrl}/v2`, public: `${server.wsUrl}/v1` };
       allowPlainWebsocket(exchange);
+    },
+    /** The exchanges file's `ccxt` settings that point kraken at this fake (the same as `configure`). */
+    fileSettings(): FakeFileSettings {
+      return {
+        urls: {
+          api: {
+            public: server.restUrl,
+            private: server.restUrl,
+            ws: { publicV2: `${server.wsUrl}/v2`, public: `${server.wsUrl}/v1` },
+          },
+        },
+        options: {},
+      };
     },
     emit(symbol: string, n: number): ScriptedTrade[] {
       const out = tapeOf(symbol).emit(n);

@@ -1,24 +1,27 @@
 /**
  * CcxtFeed against local fakes that speak Binance's and Kraken's real protocols: ccxt's own code
- * runs unchanged, only its urls point at 127.0.0.1. Timing decisions (staleness, backoff,
+ * runs unchanged, only its urls point at 127.0.0.1 (plain http:// and ws://), set the way the
+ * exchanges file sets them (`ccxt.urls`, `ccxt.options`, validated by the file's schema). Timing decisions (staleness, backoff,
  * Retry-After, circuit, refresh, polling) run on a FakeClock; socket I/O is awaited through
  * conditions (vi.waitFor), never fixed sleeps, except `settle()` before asserting that something
  * did NOT happen.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FakeClock } from '../../core/clock.ts';
-import type { Trade } from '../../core/protocol/index.ts';
-import { startFakeBinance } from '../../test/fakes/fake-binance.ts';
-import { type ScriptedTrade, scriptTrades } from '../../test/fakes/fake-common.ts';
-import { startFakeKraken } from '../../test/fakes/fake-kraken.ts';
+import { FakeClock } from '../../../core/clock.ts';
+import { type CcxtExchangeOptions, parseStoredOptions } from '../../../core/exchanges-config.ts';
+import type { Trade } from '../../../core/protocol/index.ts';
+import { startFakeBinance } from '../../../test/fakes/fake-binance.ts';
 import {
-  CcxtFeed,
-  type CcxtFeedConfig,
-  normaliseTrade,
-  SymbolTrack,
-  type TradeSink,
-  type TradeSource,
-} from './ccxt-feed.ts';
+  closedPort,
+  type FakeFileSettings,
+  type ScriptedTrade,
+  scriptTrades,
+} from '../../../test/fakes/fake-common.ts';
+import { startFakeKraken } from '../../../test/fakes/fake-kraken.ts';
+import { startFakeProxy } from '../../../test/fakes/fake-proxy.ts';
+import { makeFakeCa } from '../../../test/fakes/fake-tls.ts';
+import { CcxtFeed } from './feed.ts';
+import type { TradeSink, TradeSource } from './types.ts';
 
 type Fake = Awaited<ReturnType<typeof startFakeBinance>> | Awaited<ReturnType<typeof startFakeKraken>>;
 
@@ -51,6 +54,27 @@ const VENUES: Venue[] = [
     tradesEndpoint: 'Trades',
   },
 ];
+
+type FileEntry = { ccxt?: Record<string, unknown> } & Record<string, unknown>;
+
+/** A ccxt exchange entry as the worker gets it: file settings parsed by the file's schema. */
+function fileOptions(
+  ccxtId: string,
+  fake: FakeFileSettings | null,
+  entry: FileEntry = {},
+): CcxtExchangeOptions {
+  const parsed = parseStoredOptions('ccxt', {
+    ...entry,
+    ccxt: {
+      id: ccxtId,
+      ...(fake ? { urls: fake.urls, options: fake.options } : {}),
+      rateLimitMs: 5, // the fake has no rate limit; ccxt's throttle stays on
+      ...entry.ccxt,
+    },
+  });
+  if (parsed.kind !== 'ccxt') throw new Error('not a ccxt entry');
+  return parsed;
+}
 
 const T0 = 1_700_000_000_000;
 const CLOCK0 = 5_000_000;
@@ -110,7 +134,8 @@ async function harness(
     happened: Record<string, number>;
     /** Index in the script of each symbol's resume trade (default: 4). */
     resumeAt?: number;
-    feed?: Partial<CcxtFeedConfig>;
+    /** Exchanges-file settings over the harness's (the file's names: `ccxt`, `breaker`, ...). */
+    entry?: FileEntry;
     beforeStart?: (fake: Fake) => void;
   },
 ): Promise<Harness> {
@@ -127,15 +152,14 @@ async function harness(
   }
   const feed = new CcxtFeed(
     {
-      exchangeId: venue.exchangeId,
+      exchange: fileOptions(venue.exchangeId, fake.fileSettings(), {
+        repair: { pageLimit: 20 },
+        backoff: { initialMs: 50, maxMs: 200 },
+        ...opts.entry,
+      }),
       symbols: Object.keys(opts.scripts),
       clock,
-      configure: (ex) => fake.configure(ex),
-      options: { rateLimit: 5 }, // the fake has no rate limit; ccxt's throttle stays on
       resume,
-      repair: { pageLimit: 20 },
-      reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
-      ...opts.feed,
     },
     sink,
   );
@@ -165,6 +189,17 @@ const waitAll = (h: Harness, symbol: string) =>
 
 /** Waits until the fake has a socket subscribed to `n` trade streams. */
 const subscribed = (fake: Fake, n = 1) => until(() => fake.subscriptions().some((s) => s.length >= n));
+
+/** The busy symbol alone, 5 of its trades already happened (resume at the 5th). */
+const busyFeed = (venue: Venue, opts: Omit<Parameters<typeof harness>[1], 'scripts' | 'happened'> = {}) =>
+  harness(venue, { scripts: { [venue.busy]: busyScript() }, happened: { [venue.busy]: 5 }, ...opts });
+
+/** Once subscribed, `n` trades happen and the sink gets them all. */
+async function streamLive(h: Harness, symbol: string, n: number): Promise<void> {
+  await subscribed(h.fake);
+  h.fake.emit(symbol, n);
+  await waitAll(h, symbol);
+}
 
 const busyScript = (count = 120) => scriptTrades({ count, start: T0, stepMs: 100, firstId: 1000 });
 const quietScript = (count = 20) =>
@@ -204,25 +239,16 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('reconnects after dropped connections and repairs the gap: every trade once, in order', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 10);
     h.fake.dropConnections();
     // Nobody listens: only REST can bring these (more than the 50 Kraken replays on subscribe).
     h.fake.emit(venue.busy, 60);
     await until(() => h.fake.counters.wsConnections === 2);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     h.fake.dropConnections();
     await until(() => h.fake.counters.wsConnections === 3);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 5);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 5);
     expectExactly(h, venue.busy);
     const health = h.feed.health();
     expect(health.reconnects).toBe(2);
@@ -231,13 +257,8 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('closes the gap between a reconnect repair and a subscription that starts late', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 10);
     h.fake.holdSubscriptions(true);
     h.fake.dropConnections();
     await until(() => h.fake.counters.wsConnections === 2);
@@ -246,20 +267,13 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     // ...then trades happen before the exchange starts streaming: no frame will ever carry them.
     h.fake.emit(venue.busy, 5);
     h.fake.holdSubscriptions(false);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 5);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 5);
     expectExactly(h, venue.busy);
   });
 
   it('detects a silent socket as stale, repairs over REST, reconnects: exact sequence', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 20);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 20);
     h.fake.silence(true);
     h.fake.emit(venue.busy, 10); // visible over REST only
     h.clock.advance(4000);
@@ -273,22 +287,15 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     await until(() => h.fake.counters.wsConnections === 2);
     await waitAll(h, venue.busy);
     h.fake.silence(false);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     expectExactly(h, venue.busy);
     expect(h.feed.health().backfilled).toBeGreaterThanOrEqual(10);
     expect(h.feed.health().symbols[venue.busy]!.stale).toBe(false);
   });
 
   it('survives malformed frames: counted, never crashes, exactly the good trades', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 5);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 5);
     for (const kind of ['invalid-json', 'wrong-shape', 'missing-fields', 'nan-price'] as const) {
       h.fake.sendMalformed(kind, venue.busy);
       h.fake.emit(venue.busy, 3);
@@ -306,9 +313,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('honours Retry-After of a 429: no request before it passes, then recovers', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
+    const h = await busyFeed(venue, {
       beforeStart: (fake) => fake.rateLimit(1, 30),
     });
     await until(() => h.feed.health().retryAfterUntil !== null);
@@ -328,13 +333,8 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('honours Retry-After of a 418 ban during a repair, then completes the repair', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-    });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    const h = await busyFeed(venue);
+    await streamLive(h, venue.busy, 10);
     const restBefore = h.fake.counters.restCalls(venue.tradesEndpoint);
     h.fake.ban418(1, 20);
     h.fake.dropConnections();
@@ -352,10 +352,8 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('opens its circuit after a 5xx streak, probes half-open, closes on success', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-      feed: { breaker: { threshold: 3, halfOpenAfterMs: 10_000 } },
+    const h = await busyFeed(venue, {
+      entry: { breaker: { failures: 3, halfOpenAfterMs: 10_000 } },
       beforeStart: (fake) => fake.fail5xx(4),
     });
     const calls = () => h.fake.counters.restCalls();
@@ -383,9 +381,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
       'half-open',
       'closed',
     ]);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     expectExactly(h, venue.busy);
   });
 
@@ -434,7 +430,7 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
     const h = await harness(venue, {
       scripts: { [venue.busy]: busyScript(), [venue.quiet]: quietScript() },
       happened: { [venue.busy]: 30, [venue.quiet]: 6 },
-      feed: { mode: 'poll', pollIntervalMs: 1000 },
+      entry: { ccxt: { mode: 'poll', pollIntervalMs: 1000 } },
     });
     await until(() => h.sink.count(venue.busy) === 25 && h.sink.count(venue.quiet) === 1);
     for (let i = 0; i < 3; i++) {
@@ -453,23 +449,17 @@ describe.each(VENUES)('CcxtFeed on a fake $exchangeId', (venue) => {
   });
 
   it('refreshes its connection before the exchange limit, without a gap', async () => {
-    const h = await harness(venue, {
-      scripts: { [venue.busy]: busyScript() },
-      happened: { [venue.busy]: 5 },
-      feed: { refreshAfterMs: 60_000, staleness: { minStaleMs: 120_000, maxStaleMs: 120_000 } },
+    const h = await busyFeed(venue, {
+      entry: { refreshAfterMs: 60_000, staleness: { minMs: 120_000, maxMs: 120_000 } },
     });
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     h.clock.advance(59_000);
     await settle();
     expect(h.fake.counters.wsConnections).toBe(1);
     h.fake.emit(venue.busy, 5);
     h.clock.advance(1_000);
     await until(() => h.fake.counters.wsConnections === 2);
-    await subscribed(h.fake);
-    h.fake.emit(venue.busy, 10);
-    await waitAll(h, venue.busy);
+    await streamLive(h, venue.busy, 10);
     expectExactly(h, venue.busy);
     expect(h.feed.health()).toMatchObject({ refreshes: 1, reconnects: 1 });
   });
@@ -482,10 +472,9 @@ describe('CcxtFeed contract', () => {
       const boom = new Error('sink is broken');
       const feed = new CcxtFeed(
         {
-          exchangeId: 'binance',
+          exchange: fileOptions('binance', fake.fileSettings()),
           symbols: ['BTC/USDT'],
           clock: new FakeClock(CLOCK0),
-          configure: (ex) => fake.configure(ex),
           resume: { 'BTC/USDT': { id: '1002', ts: T0 + 200 } },
         },
         { onTrades: () => Promise.reject(boom) },
@@ -497,62 +486,133 @@ describe('CcxtFeed contract', () => {
     }
   });
 
+  it.each([
+    { over: 'REST', proxy: (url: string) => ({ http: url }) },
+    { over: 'the websocket', proxy: (url: string) => ({ ws: url }) },
+  ])('sends $over through the proxy the file names, the rest directly', async ({ over, proxy: settings }) => {
+    const fake = await startFakeBinance({ trades: { 'BTC/USDT': busyScript() }, happened: 10 });
+    const proxy = await startFakeProxy();
+    const sink = new RecordingSink();
+    const ac = new AbortController();
+    try {
+      const feed = new CcxtFeed(
+        {
+          exchange: fileOptions('binance', fake.fileSettings(), { ccxt: { proxy: settings(proxy.url) } }),
+          symbols: ['BTC/USDT'],
+          clock: new FakeClock(CLOCK0),
+          resume: { 'BTC/USDT': { id: '1004', ts: T0 + 400 } },
+        },
+        sink,
+      );
+      const run = feed.start(ac.signal);
+      await until(() => sink.count('BTC/USDT') === 5); // the repair, over REST
+      await until(() => fake.subscriptions().some((x) => x.length > 0));
+      fake.emit('BTC/USDT', 3);
+      await until(() => sink.count('BTC/USDT') === 8);
+      const origin = new URL(fake.restUrl).host;
+      expect(new Set(proxy.targets)).toEqual(new Set([origin]));
+      // REST makes several calls, the websocket one dial.
+      if (over === 'REST') expect(proxy.targets.length).toBeGreaterThan(0);
+      else expect(proxy.targets).toHaveLength(fake.counters.wsConnections);
+      expect(fake.counters.wsConnections).toBe(1);
+      ac.abort();
+      await run;
+    } finally {
+      ac.abort();
+      await proxy.close();
+      await fake.close();
+    }
+  });
+
+  it('trusts the extra CA the file names, for https:// and wss://; without it nothing connects', async () => {
+    const ca = makeFakeCa();
+    const fake = await startFakeBinance({
+      trades: { 'BTC/USDT': busyScript() },
+      happened: 10,
+      tls: ca.server,
+    });
+    const feeds: { ac: AbortController; run: Promise<void> }[] = [];
+    const startFeed = (entry: FileEntry, sink: TradeSink) => {
+      const feed = new CcxtFeed(
+        {
+          exchange: fileOptions('binance', fake.fileSettings(), entry),
+          symbols: ['BTC/USDT'],
+          clock: new FakeClock(CLOCK0),
+          resume: { 'BTC/USDT': { id: '1004', ts: T0 + 400 } },
+        },
+        sink,
+      );
+      const ac = new AbortController();
+      feeds.push({ ac, run: feed.start(ac.signal) });
+      return feed;
+    };
+    try {
+      expect(fake.restUrl).toMatch(/^https:/);
+      expect(fake.wsUrl).toMatch(/^wss:/);
+      const untrusted = startFeed({}, new RecordingSink());
+      await until(() => untrusted.health().errors > 0);
+      expect(untrusted.health().lastError?.message).toMatch(
+        /certificate|self.signed|unable to (get|verify)/i,
+      );
+      const sink = new RecordingSink();
+      startFeed({ ccxt: { caFile: ca.caFile } }, sink);
+      await until(() => sink.count('BTC/USDT') === 5); // the repair, over https
+      await until(() => fake.subscriptions().some((x) => x.length > 0));
+      fake.emit('BTC/USDT', 3);
+      await until(() => sink.count('BTC/USDT', 'live') >= 3); // the stream, over wss
+      expect(sink.count('BTC/USDT')).toBe(8);
+    } finally {
+      for (const f of feeds) f.ac.abort();
+      await Promise.allSettled(feeds.map((f) => f.run));
+      await fake.close();
+      ca.dispose();
+    }
+  });
+
+  it('says plainly when it cannot reach the exchange at all: connection unreachable, the error, since when', async () => {
+    const port = await closedPort();
+    const clock = new FakeClock(CLOCK0);
+    const closed = { urls: { api: { public: `http://127.0.0.1:${port}/api/v3` } }, options: {} };
+    const feed = new CcxtFeed(
+      {
+        exchange: fileOptions('binance', closed, {
+          breaker: { failures: 2, halfOpenAfterMs: 10_000 },
+          backoff: { initialMs: 50, maxMs: 100 },
+        }),
+        symbols: ['BTC/USDT'],
+        clock,
+      },
+      new RecordingSink(),
+    );
+    const ac = new AbortController();
+    const run = feed.start(ac.signal);
+    try {
+      expect(feed.health().connection).toMatchObject({ state: 'connecting', since: CLOCK0, lastError: null });
+      await until(() => feed.health().errors === 1 && clock.pendingTimers() > 0); // backing off
+      clock.advance(100);
+      await until(() => feed.health().connection.state === 'unreachable');
+      const { connection } = feed.health();
+      expect(connection.since).toBe(CLOCK0 + 100);
+      expect(connection.lastError?.message).toMatch(/^loadMarkets: .*(NetworkError|ExchangeNotAvailable)/);
+      expect(feed.health()).toMatchObject({ connected: false, circuit: 'open', mode: 'starting' });
+    } finally {
+      ac.abort();
+      await run;
+    }
+  });
+
   it('validates its configuration once, with named problems', () => {
     const sink: TradeSink = { onTrades: async () => {} };
-    expect(() => new CcxtFeed({ exchangeId: 'nosuchexchange', symbols: ['A/B'] }, sink)).toThrow(
-      /unknown ccxt exchange/,
-    );
-    expect(() => new CcxtFeed({ exchangeId: 'binance', symbols: [] }, sink)).toThrow(
+    expect(
+      () => new CcxtFeed({ exchange: fileOptions('nosuchexchange', null), symbols: ['A/B'] }, sink),
+    ).toThrow(/unknown ccxt exchange/);
+    expect(() => new CcxtFeed({ exchange: fileOptions('binance', null), symbols: [] }, sink)).toThrow(
       /symbols must not be empty/,
     );
-    expect(
-      () => new CcxtFeed({ exchangeId: 'binance', symbols: ['BTC/USDT'], staleness: { k: -1 } }, sink),
-    ).toThrow(/staleness.k must be a positive number/);
-  });
-});
-
-describe('SymbolTrack', () => {
-  const opts = { windowMs: 60_000, maxIds: 100, alpha: 0.5, numericIdsIncrease: true, maxSampleMs: 10_000 };
-  const t = (id: string, ts: number): Trade => ({ id, ts, px: 1, qty: 1 });
-
-  it('accepts each numeric id once and only forward', () => {
-    const track = new SymbolTrack(opts, { id: '10', ts: 1000 });
-    expect(track.accept(t('10', 1000))).toBe(false);
-    expect(track.accept(t('9', 1200))).toBe(false);
-    expect(track.accept(t('11', 1100))).toBe(true);
-    expect(track.accept(t('11', 1100))).toBe(false);
-    expect(track.accept(t('12', 1300))).toBe(true);
-    expect(track.lastId).toBe('12');
-  });
-
-  it('without numeric ids: dedupes by recent id and refuses trades older than the watermark', () => {
-    const track = new SymbolTrack({ ...opts, numericIdsIncrease: false });
-    expect(track.accept(t('b', 1000))).toBe(true);
-    expect(track.accept(t('a', 1000))).toBe(true); // same ms, other id
-    expect(track.accept(t('b', 1000))).toBe(false);
-    expect(track.accept(t('z', 999))).toBe(false);
-    expect(track.accept(t('c', 1001))).toBe(true);
-  });
-
-  it('estimates the interval with an EWMA, a long pause capped', () => {
-    const track = new SymbolTrack(opts, { id: '1', ts: 0 });
-    track.accept(t('2', 100_000)); // a pause longer than maxSampleMs counts as 10 s
-    expect(track.expectedIntervalMs).toBe(10_000);
-    track.accept(t('3', 101_000));
-    expect(track.expectedIntervalMs).toBe(5500);
-  });
-});
-
-describe('normaliseTrade', () => {
-  it('maps a ccxt trade and rejects unusable ones', () => {
-    expect(normaliseTrade({ id: '7', timestamp: 5, price: 1.5, amount: 2, side: 'sell' })).toEqual({
-      trade: { id: '7', ts: 5, px: 1.5, qty: 2, side: 'sell' },
-    });
-    expect(normaliseTrade({ id: 8, timestamp: 5, price: 1.5, amount: 0, side: 'other' })).toEqual({
-      trade: { id: '8', ts: 5, px: 1.5, qty: 0 },
-    });
-    expect(normaliseTrade({ timestamp: 5, price: 1.5, amount: 2 })).toHaveProperty('problem');
-    expect(normaliseTrade({ id: '9', timestamp: 5, price: Number.NaN, amount: 2 })).toHaveProperty('problem');
-    expect(normaliseTrade({ id: '9', timestamp: undefined, price: 1, amount: 2 })).toHaveProperty('problem');
+    // The options themselves are the file schema's to check, once (the feed takes its output).
+    expect(() => fileOptions('binance', null, { staleness: { factor: -1 } })).toThrow(/staleness\.factor/);
+    expect(() => fileOptions('binance', null, { staleness: { minMs: 9000, maxMs: 8000 } })).toThrow(
+      /minMs must not exceed maxMs/,
+    );
   });
 });
