@@ -66,7 +66,7 @@ function crossFolderImports(file: string): ImportEdge[] {
     .filter((edge) => edge.to !== from);
 }
 
-describe('import direction', () => {
+describe('folder structure', () => {
   it('follows the table of allowed edges between top-level folders', () => {
     const edges = FOLDERS.flatMap((folder) => productionFiles(join(ROOT, folder))).flatMap(
       crossFolderImports,
@@ -92,5 +92,16 @@ describe('import direction', () => {
     );
     expect(folders).toEqual(expect.arrayContaining([...FOLDERS, 'ui']));
     expect(folders.filter((name) => !table.includes(`\`${name}/\``))).toEqual([]);
+  });
+
+  it('keeps every production file within 600 lines (one idea a file)', () => {
+    const MAX_LINES = 600;
+    const files = FOLDERS.flatMap((folder) => productionFiles(join(ROOT, folder)));
+    expect(files.length).toBeGreaterThan(50);
+    const long = files
+      .map((file) => ({ file: relative(ROOT, file), lines: readFileSync(file, 'utf8').split('\n').length }))
+      .filter((f) => f.lines > MAX_LINES)
+      .map((f) => `${f.file}: ${f.lines} lines`);
+    expect(long).toEqual([]);
   });
 });
