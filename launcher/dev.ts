@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { enableDefaultMetrics } from '../core/metrics.ts';
+import { type NatsCredential, natsCredential } from '../core/nats.ts';
 import { type EmbeddedNats, startNatsServer } from './embedded-nats.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { checkDatabaseUrl, checkGatewayPort, checkNatsUrl, gatewayPortTaken } from './preflight.ts';
@@ -26,6 +27,8 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export interface DevSystem {
   gatewayUrl: string;
   natsUrl: string;
+  /** The operator's NATS credential (for the NATS CLI), when one is known. */
+  natsOperator: NatsCredential | undefined;
   databaseUrl: string;
   /** The embedded PostgreSQL's cluster folder (null with DATABASE_URL). */
   databaseDir: string | null;
@@ -53,7 +56,8 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
     if (!base.database.url) db = await startEmbeddedPostgres(join(dataDir, 'postgres'), logger);
     const cfg = loadConfig(env, {
-      nats: { url: base.nats.url ?? nats!.url },
+      // The embedded server's users and passwords (made in its folder, kept across restarts).
+      nats: nats ? { url: nats.url, passwords: nats.passwords } : {},
       database: { url: base.database.url ?? db!.url },
       // One stable worker id in dev, so a restarted process picks its actors up at once.
       worker: { id: base.worker.id ?? 'dev' },
@@ -71,6 +75,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     return {
       gatewayUrl: gateway.url,
       natsUrl: cfg.nats.url!,
+      natsOperator: natsCredential(cfg, 'operator'),
       databaseUrl: cfg.database.url!,
       databaseDir: db?.dataDir ?? null,
       stop,
