@@ -9,9 +9,9 @@ import { ConfigError, StartupError } from '../core/errors.ts';
 import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
-import { connectAs, type NatsCredential } from '../core/nats.ts';
+import { connectAs } from '../core/nats.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
-import { startDev } from './dev.ts';
+import { natsCliCommand, startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import { errorText } from './preflight.ts';
 import {
@@ -101,14 +101,6 @@ program
     process.off('unhandledRejection', exitWithOneLine);
     untilSignal(sys.stop, log);
   });
-
-/** The NATS CLI with the operator's credential, ready to paste (shell-quoted). */
-function natsCliCommand(url: string, operator: NatsCredential | undefined): string {
-  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-  return operator
-    ? `nats --server ${url} --user ${q(operator.user)} --password ${q(operator.pass)}`
-    : `nats --server ${url}`;
-}
 
 program
   .command('migrate')

@@ -85,3 +85,14 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     throw e;
   }
 }
+
+/**
+ * The NATS CLI with the operator's credential, ready to paste (shell-quoted): what the start-up
+ * banner prints, so `stream ls`, `micro ls` or a restart request work against the embedded server.
+ */
+export function natsCliCommand(url: string, operator: NatsCredential | undefined): string {
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  return operator
+    ? `nats --server ${url} --user ${q(operator.user)} --password ${q(operator.pass)}`
+    : `nats --server ${url}`;
+}
