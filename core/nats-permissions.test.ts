@@ -82,6 +82,25 @@ describe('NATS permissions', () => {
     for (const p of NATS_PRINCIPALS) expect(mayPublish(p, '$JS.API.CONSUMER.INFO.TRADES.x'), p).toBe(true);
   });
 
+  it('lets only the processes of a role (and the operator) listen on its service subjects', () => {
+    const mayListen = (principal: NatsPrincipal, subject: string) => {
+      const { allow, deny } = natsPermissions(principal).subscribe;
+      return allow.some((a) => matches(a, subject)) && !deny.some((d) => matches(d, subject));
+    };
+    for (const role of ['worker', 'supervisor', 'gateway'] as const)
+      for (const subject of [
+        serviceSubjects.role(role, 'restart'),
+        serviceSubjects.instance(role, 'w1', 'drain'),
+        serviceSubjects.role(role, 'status'),
+      ])
+        expect(
+          NATS_PRINCIPALS.filter((p) => mayListen(p, subject)),
+          subject,
+        ).toEqual(['operator', role]);
+    for (const p of NATS_PRINCIPALS)
+      expect(mayListen(p, subjects.live('1m', 'sim', 'BTC/USDT')), p).toBe(true);
+  });
+
   it('gives the gateway no market-data subject at all', () => {
     for (const subject of [
       subjects.trade('sim', 'BTC/USDT'),

@@ -9,7 +9,9 @@
  *   the actor-restart request its admin mutation makes;
  * - control endpoints (`restart`, `drain`) answer the operator (and the supervisor, which
  *   forwards a restart to the worker hosting the actor).
- * Subscriptions stay open to every authenticated user: reading is not what the issue guards.
+ * Subscriptions are open to every authenticated user (reading is not what is guarded), except
+ * the services' request subjects: only a role's own processes may listen (and so answer) there,
+ * so nobody can swallow or spoof an operator's restart.
  */
 import { BUCKETS, permissionSubjects as P, type ServiceRole } from './protocol/index.ts';
 
@@ -28,7 +30,7 @@ export type NatsPrincipal = (typeof NATS_PRINCIPALS)[number];
 
 export interface NatsPermissions {
   publish: { allow: string[]; deny: string[] };
-  subscribe: { allow: string[] };
+  subscribe: { allow: string[]; deny: string[] };
   /** May answer requests it receives (micro-service replies) without publish rights on inboxes. */
   allowResponses: boolean;
 }
@@ -44,13 +46,26 @@ export function controlSubjects(): string[] {
 /** JetStream as a client: lookups, consumers, acks, KV reads and watches; no stream admin. */
 const JETSTREAM_CLIENT = [P.jetStreamApi, P.acks, P.flowControl];
 
-function grant(publish: string[], opts: { streamAdmin?: boolean } = {}): NatsPermissions {
+/**
+ * `publish`: what it may publish besides using JetStream. `serves`: the role whose micro service
+ * it registers (it listens on that role's subjects and on service discovery); actors serve none.
+ */
+function grant(
+  publish: string[],
+  opts: { streamAdmin?: boolean; serves?: ServiceRole } = {},
+): NatsPermissions {
+  const { serves } = opts;
   return {
     publish: {
       allow: [...JETSTREAM_CLIENT, ...publish],
       deny: opts.streamAdmin ? [] : [...P.streamAdmin],
     },
-    subscribe: { allow: [P.everything] },
+    subscribe: {
+      allow: [P.everything],
+      deny: serves
+        ? SERVICE_ROLES.filter((r) => r !== serves).map(P.serviceOf)
+        : [P.services, P.serviceDiscovery],
+    },
     allowResponses: true,
   };
 }
@@ -58,7 +73,7 @@ function grant(publish: string[], opts: { streamAdmin?: boolean } = {}): NatsPer
 const TABLE: Record<NatsPrincipal, NatsPermissions> = {
   operator: {
     publish: { allow: [P.everything], deny: [] },
-    subscribe: { allow: [P.everything] },
+    subscribe: { allow: [P.everything], deny: [] },
     allowResponses: true,
   },
   supervisor: grant(
@@ -68,10 +83,12 @@ const TABLE: Record<NatsPrincipal, NatsPermissions> = {
       // It forwards an operator's restart to the one worker that hosts the actor.
       P.control('worker', 'restart')[1]!,
     ],
-    { streamAdmin: true },
+    { streamAdmin: true, serves: 'supervisor' },
   ),
-  worker: grant([P.kvWrites(BUCKETS.workers), P.kvWrites(BUCKETS.actorHealth), P.actorEvents]),
-  gateway: grant([P.rulesChanged, P.control('supervisor', 'restart')[0]!]),
+  worker: grant([P.kvWrites(BUCKETS.workers), P.kvWrites(BUCKETS.actorHealth), P.actorEvents], {
+    serves: 'worker',
+  }),
+  gateway: grant([P.rulesChanged, P.control('supervisor', 'restart')[0]!], { serves: 'gateway' }),
   exchange: grant([P.trades]),
   symbol: grant([
     P.bars,

@@ -8,10 +8,11 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requestActorRestart } from '../core/micro.ts';
 import { connectNats } from '../core/nats.ts';
-import { actorIds } from '../core/protocol/index.ts';
+import { actorIds, BUCKETS, decodeJson } from '../core/protocol/index.ts';
 import { eventually, freshDatabase, testLog } from '../test/support/infra.ts';
 import { type DevSystem, natsCliCommand, startDev } from './dev.ts';
 
@@ -39,13 +40,21 @@ describe('tickmesh dev: NATS with authorization', () => {
     await expect(connectNats(sys.natsUrl, 'anonymous')).rejects.toThrow(/authorization/i);
     const nc = await connectNats(sys.natsUrl, 'operator', operator);
     try {
+      const id = actorIds.symbol('sim', 'BTC/USDT');
+      const health = await new Kvm(nc).open(BUCKETS.actorHealth);
+      const session = async () => {
+        const e = await health.get(id);
+        const rec = e?.operation === 'PUT' ? decodeJson(e.value) : null;
+        const h = rec?.ok ? (rec.value as { status: string; sessionId: string }) : null;
+        return h?.status === 'running' ? h.sessionId : null;
+      };
+      const before = await eventually(session, 'the actor running');
       // `nats request tickmesh.supervisor.restart '{"id":…}'` with the banner's credential.
-      const answer = await eventually(
-        async () =>
-          (await requestActorRestart(nc, actorIds.symbol('sim', 'BTC/USDT'), 2000)) as { restarted: boolean },
-        'the supervisor to restart the actor',
-      );
-      expect(answer).toMatchObject({ id: actorIds.symbol('sim', 'BTC/USDT'), restarted: true });
+      expect(await requestActorRestart(nc, id)).toMatchObject({ id, restarted: true });
+      await eventually(async () => {
+        const now = await session();
+        return now && now !== before;
+      }, 'the actor running in a new session');
     } finally {
       await nc.close();
     }

@@ -22,14 +22,14 @@ const list = (items: string[]) => `[${items.map(quoted).join(', ')}]`;
 
 function userBlock(principal: NatsPrincipal, password: string): string {
   const p = natsPermissions(principal);
-  const deny = p.publish.deny.length ? `, deny: ${list(p.publish.deny)}` : '';
+  const deny = (d: string[]) => (d.length ? `, deny: ${list(d)}` : '');
   return [
     '    {',
     `      user: ${quoted(principal)}`,
     `      password: ${password}`,
     '      permissions: {',
-    `        publish: { allow: ${list(p.publish.allow)}${deny} }`,
-    `        subscribe: { allow: ${list(p.subscribe.allow)} }`,
+    `        publish: { allow: ${list(p.publish.allow)}${deny(p.publish.deny)} }`,
+    `        subscribe: { allow: ${list(p.subscribe.allow)}${deny(p.subscribe.deny)} }`,
     ...(p.allowResponses ? ['        allow_responses: true'] : []),
     '      }',
     '    }',

@@ -154,6 +154,18 @@ describe('NATS authorization', () => {
     }, 'the actor running again in a new session');
   });
 
+  it('lets no other user listen on the control subjects of a role (nobody swallows or spoofs a restart)', async () => {
+    for (const principal of ['symbol', 'exchange', 'gateway', 'worker'] as const) {
+      const sub = (await as(principal)).subscribe(serviceSubjects.role('supervisor', 'restart'));
+      expect(String(await sub.closed), principal).toMatch(/Permissions Violation for Subscription/);
+    }
+    const supervisor = await as('supervisor');
+    const own = supervisor.subscribe(serviceSubjects.role('supervisor', 'restart'));
+    await supervisor.flush(); // a refusal would have arrived before the flush's answer
+    expect(own.isClosed()).toBe(false);
+    own.unsubscribe();
+  });
+
   it('lets the worker host and actors of each kind do their own work (bars come out of trades)', async () => {
     // Trades from the exchange actors' user flow through the symbol actor (its own user) into BARS.
     const start = Date.now() - 10 * 60_000;

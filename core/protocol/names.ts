@@ -152,6 +152,8 @@ export const permissionSubjects = Object.freeze({
   ],
   /** Every endpoint of every tickmesh service. */
   services: 'tickmesh.>',
+  /** Every endpoint of one role's service (what its instances subscribe to). */
+  serviceOf: (role: ServiceRole) => `tickmesh.${role}.>`,
   /** Requests to the JetStream API (info, lookups, consumers, …). */
   jetStreamApi: '$JS.API.>',
   /** What changes a stream's content or shape other than publishing into it. */
