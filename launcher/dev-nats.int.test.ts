@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { requestActorRestart } from '../core/micro.ts';
 import { connectNats } from '../core/nats.ts';
 import { actorIds, BUCKETS, decodeJson } from '../core/protocol/index.ts';
-import { eventually, freshDatabase, testLog } from '../test/support/infra.ts';
+import { eventually, freshDatabase, startTestNats, testLog } from '../test/support/infra.ts';
 import { type DevSystem, natsCliCommand, startDev } from './dev.ts';
 
 describe('tickmesh dev: NATS with authorization', () => {
@@ -65,5 +65,24 @@ describe('tickmesh dev: NATS with authorization', () => {
     await expect(connectNats(sys.natsUrl, 'anonymous')).rejects.toThrow(/authorization/i);
     await sys.stop(); // before its database goes
     sys = null;
+  });
+
+  it('on a NATS_URL with users: refuses to start without their passwords, runs with them', async () => {
+    await using nats = await startTestNats();
+    await using db = await freshDatabase();
+    const env = {
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      SIM_ENABLED: 'false',
+    };
+    await expect(startDev(env, testLog)).rejects.toThrow(/refused a client without credentials/);
+    const withPasswords = await startDev({ ...env, ...nats.env() }, testLog);
+    try {
+      expect(withPasswords.natsOperator).toEqual({ user: 'operator', pass: nats.passwords.operator });
+    } finally {
+      await withPasswords.stop();
+    }
   });
 });

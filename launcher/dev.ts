@@ -50,7 +50,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     await nats?.stop().catch((err) => logger.error({ err }, 'stopping nats-server failed'));
   };
   await checkGatewayPort(base.gateway.port, base.gateway.host);
-  if (base.nats.url) await checkNatsUrl(base.nats.url);
+  if (base.nats.url) await checkNatsUrl(base.nats.url, natsCredential(base, 'supervisor'));
   if (base.database.url) await checkDatabaseUrl(base.database.url);
   try {
     if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
