@@ -16,6 +16,7 @@ import type { Logger } from '../core/log.ts';
 import { registerMicroService } from '../core/micro.ts';
 import { listKeys, liveWorkers, type Topology } from '../core/nats.ts';
 import {
+  type ActorSpec,
   assignmentSchema,
   BUCKETS,
   decodeWith,
@@ -38,6 +39,11 @@ export interface WorkerOptions {
   log: Logger;
   /** Exchange clients for tests (fakes); production leaves it out. */
   adapters?: ExchangeAdapters;
+  /**
+   * A connection of its own per kind of actor, each as that kind's NATS user, so the server
+   * enforces what each kind may publish (core/nats-permissions.ts). A kind without one uses `topo`.
+   */
+  actorTopos?: Partial<Record<ActorSpec['kind'], Topology>>;
 }
 
 const SHUTDOWN_MS = 10_000;
@@ -67,7 +73,13 @@ export class Worker {
     this.startedAt = opts.clock.now();
     this.sup = new LocalSupervisor({
       policy: opts.cfg.supervisor.restart,
-      factory: behaviorFactory({ topo: opts.topo, cfg: opts.cfg, pool: opts.pool, adapters: opts.adapters }),
+      factory: (spec) =>
+        behaviorFactory({
+          topo: opts.actorTopos?.[spec.kind] ?? opts.topo,
+          cfg: opts.cfg,
+          pool: opts.pool,
+          adapters: opts.adapters,
+        })(spec),
       clock: opts.clock,
       log: opts.log,
       worker: opts.id,

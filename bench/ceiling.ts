@@ -19,9 +19,9 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { upsertBars } from '../actors/writer/candle-store.ts';
-import { connectNats } from '../core/nats.ts';
+import { connectAs } from '../core/nats.ts';
 import { type Bar, SCHEMA_VERSION } from '../core/protocol/index.ts';
-import { type BenchEnv, nowMs, progress } from './infra.ts';
+import { type BenchEnv, benchConfig, nowMs, progress } from './infra.ts';
 import { type EncodedBatch, Window, type Workload } from './workload.ts';
 
 const STREAM = 'BENCH_CEIL';
@@ -146,8 +146,9 @@ export async function jetStreamCeiling(env: BenchEnv, w: Workload, window: numbe
 }
 
 export async function coreNatsCeiling(env: BenchEnv, w: Workload, passes: number): Promise<number> {
-  const pub = await connectNats(env.nats.url, 'bench-core-pub');
-  const sub = await connectNats(env.nats.url, 'bench-core-sub');
+  const cfg = benchConfig(env);
+  const pub = await connectAs(cfg, 'operator', 'bench-core-pub');
+  const sub = await connectAs(cfg, 'operator', 'bench-core-sub');
   const total = w.batches.length * passes;
   let got = 0;
   let finish: (t: number) => void = () => {};

@@ -10,7 +10,7 @@ import { actorIds, BUCKETS, consumers, decodeJson, STREAMS } from '../core/proto
 import { startSupervisorRole } from '../launcher/roles.ts';
 import { type RoleProcess, spawnRole } from '../test/support/processes.ts';
 import { publishAll } from './ceiling.ts';
-import { addExchange, type BenchEnv, benchConfig, log, progress, waitFor } from './infra.ts';
+import { addExchange, type BenchEnv, benchConfig, log, natsEnv, progress, waitFor } from './infra.ts';
 import { buildWorkload } from './workload.ts';
 
 export interface FailoverResult {
@@ -45,7 +45,7 @@ async function healthById(env: BenchEnv): Promise<Map<string, Health>> {
 
 function workerEnv(env: BenchEnv, id: string): Record<string, string> {
   return {
-    NATS_URL: env.nats.url,
+    ...natsEnv(env.nats),
     DATABASE_URL: env.db.url,
     SIM_ENABLED: 'false',
     TICKMESH_WORKER_ID: id,

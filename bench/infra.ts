@@ -13,13 +13,15 @@ import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Worker } from '../actors/worker.ts';
-import { type Config, loadConfig, mergeDeep } from '../core/config.ts';
+import { type Config, loadConfig, mergeDeep, natsPasswordVariable } from '../core/config.ts';
 import { createPool, type Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { migrate } from '../core/migrate.ts';
-import { connectNats, ensureTopology, type Topology } from '../core/nats.ts';
+import { connectAs, ensureTopology, type Topology } from '../core/nats.ts';
+import { NATS_PRINCIPALS } from '../core/nats-permissions.ts';
 import { actorIds, type ExchangeKind } from '../core/protocol/index.ts';
 import { startNatsServer } from '../launcher/embedded-nats.ts';
+import type { NatsPasswords } from '../launcher/nats-auth.ts';
 import {
   type RoleHandle,
   startGatewayRole,
@@ -67,6 +69,8 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 
 export interface BenchNats {
   url: string;
+  /** Its users' passwords (authorization is always on). */
+  passwords: NatsPasswords;
   /** Pid of the nats-server child (from its pid file), for RSS sampling. */
   pid: number | null;
   stop(): Promise<void>;
@@ -83,6 +87,7 @@ export async function startBenchNats(): Promise<BenchNats> {
   }
   return {
     url: server.url,
+    passwords: server.passwords,
     pid,
     async stop() {
       await server.stop();
@@ -135,14 +140,22 @@ export interface BenchEnv {
 }
 
 export async function openTopology(nats: BenchNats): Promise<Topology> {
-  const nc = await connectNats(nats.url, 'tickmesh-bench');
-  return ensureTopology(nc, benchConfigFor(nats.url, ''));
+  const cfg = benchConfigFor(nats, '');
+  return ensureTopology(await connectAs(cfg, 'operator', 'tickmesh-bench'), cfg);
 }
 
-function benchConfigFor(natsUrl: string, dbUrl: string, overrides: Record<string, unknown> = {}): Config {
+/** NATS_URL and every NATS_PASSWORD_* for a role run as a child process. */
+export function natsEnv(nats: BenchNats): Record<string, string> {
+  return {
+    NATS_URL: nats.url,
+    ...Object.fromEntries(NATS_PRINCIPALS.map((p) => [natsPasswordVariable(p), nats.passwords[p]])),
+  };
+}
+
+function benchConfigFor(nats: BenchNats, dbUrl: string, overrides: Record<string, unknown> = {}): Config {
   const base: Record<string, unknown> = {
     logLevel: 'warn',
-    nats: { url: natsUrl },
+    nats: { url: nats.url, passwords: nats.passwords },
     database: { url: dbUrl || 'postgres://unused', poolMax: 5 },
     gateway: { host: '127.0.0.1', port: 0 },
     metricsPort: 0,
@@ -153,7 +166,7 @@ function benchConfigFor(natsUrl: string, dbUrl: string, overrides: Record<string
 
 /** Defaults of core/config.ts plus the bench's infrastructure; `overrides` as in the config file. */
 export function benchConfig(env: BenchEnv, overrides: Record<string, unknown> = {}): Config {
-  return benchConfigFor(env.nats.url, env.db.url, overrides);
+  return benchConfigFor(env.nats, env.db.url, overrides);
 }
 
 export async function addExchange(pool: Pool, id: string, kind: ExchangeKind, symbols: string[]) {

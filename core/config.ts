@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { NATS_PRINCIPALS, type NatsPrincipal } from './nats-permissions.ts';
 import { qualityConfigSchema } from './quality-config.ts';
 
 const ms = z.number().int().positive();
@@ -26,9 +27,21 @@ export const configSchema = z
       .object({
         /** Unset in dev: the launcher starts a nats-server child. */
         url: z.string().optional(),
+        /**
+         * Passwords of the NATS users this process connects as (one per principal, the user
+         * name is the principal); a principal without one connects without credentials.
+         */
+        passwords: z
+          .object(
+            Object.fromEntries(NATS_PRINCIPALS.map((p) => [p, z.string().min(1).optional()])) as {
+              [K in NatsPrincipal]: z.ZodOptional<z.ZodString>;
+            },
+          )
+          .strict()
+          .default({}),
       })
       .strict()
-      .default({}),
+      .default({ passwords: {} }),
     database: z
       .object({
         /** Unset in dev: the launcher starts an embedded PostgreSQL. */
@@ -216,7 +229,18 @@ const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
   FORMING_THROTTLE_MS: [['bars', 'formingThrottleMs'], num],
   HEARTBEAT_MS: [['health', 'heartbeatMs'], num],
   HEALTH_TTL_MS: [['health', 'ttlMs'], num],
+  ...Object.fromEntries(
+    NATS_PRINCIPALS.map((p): [string, [string[], (v: string) => unknown]] => [
+      natsPasswordVariable(p),
+      [['nats', 'passwords', p], String],
+    ]),
+  ),
 };
+
+/** The environment variable that carries a NATS principal's password (NATS_PASSWORD_WORKER, …). */
+export function natsPasswordVariable(principal: NatsPrincipal): string {
+  return `NATS_PASSWORD_${principal.toUpperCase()}`;
+}
 
 export function loadConfig(
   env: Env = process.env,

@@ -114,8 +114,8 @@ describe('exchanges file', () => {
 
     it('adds the actors of a file edit to the desired set', async () => {
       const desired = async () => {
-        const { connectNats } = await import('./nats.ts');
-        const nc = await connectNats(sys.cfg.nats.url!, 'test');
+        const { connectAs } = await import('./nats.ts');
+        const nc = await connectAs(sys.cfg, 'operator', 'test');
         try {
           const r = await nc.request(serviceSubjects.role('supervisor', 'status'), '{}', { timeout: 5000 });
           return JSON.parse(r.string()) as { desired: number };

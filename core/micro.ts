@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
+import { RemoteError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { decodeJson, encodeJson, type ServiceRole, serviceSubjects } from './protocol/index.ts';
 
@@ -59,4 +60,27 @@ export async function registerMicroService(nc: NatsConnection, opts: MicroServic
     own.addEndpoint(name, { handler: respond, metadata: { scope: 'instance' } });
   }
   return svc;
+}
+
+/** The header a micro service sets on an error reply (respondError). */
+const SERVICE_ERROR = 'Nats-Service-Error';
+
+/**
+ * Asks the supervisors to restart one actor, as `nats request tickmesh.supervisor.restart` does
+ * (the operator's credential, or the gateway's for its admin mutation). Resolves to the hosting
+ * worker's answer; a refusal by the server (permissions), no responder, or a service error throws.
+ */
+export async function requestActorRestart(
+  nc: NatsConnection,
+  id: string,
+  timeoutMs = 15_000,
+): Promise<unknown> {
+  const reply = await nc.request(serviceSubjects.role('supervisor', 'restart'), encodeJson({ id }), {
+    timeout: timeoutMs,
+  });
+  const failed = reply.headers?.get(SERVICE_ERROR);
+  if (failed) throw new RemoteError('supervisor', failed);
+  const parsed = decodeJson(reply.data);
+  if (!parsed.ok) throw new RemoteError('supervisor', parsed.error);
+  return parsed.value;
 }

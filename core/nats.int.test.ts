@@ -8,7 +8,7 @@ describe('JetStream "not found"', () => {
   let nc: NatsConnection;
   beforeAll(async () => {
     nats = await startTestNats();
-    nc = await connectNats(nats.url, 'test-not-found');
+    nc = await connectNats(nats.url, 'test-not-found', { user: 'operator', pass: nats.passwords.operator });
   });
   afterAll(async () => {
     await nc?.close();

@@ -18,6 +18,8 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { Config } from './config.ts';
+import { ConfigError } from './errors.ts';
+import type { NatsPrincipal } from './nats-permissions.ts';
 import {
   BUCKETS,
   decodeWith,
@@ -29,16 +31,42 @@ import {
 
 export type { NatsConnection };
 
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+/** A NATS user and its password (core/nats-permissions.ts names the users). */
+export interface NatsCredential {
+  user: string;
+  pass: string;
+}
+
+export async function connectNats(
+  url: string,
+  name: string,
+  credential?: NatsCredential,
+): Promise<NatsConnection> {
   return connect({
     servers: url,
     name,
+    ...credential,
     // The async stack traces cost a lot of CPU per request/publish (see DESIGN.md, known traps).
     noAsyncTraces: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     pingInterval: 10_000,
   });
+}
+
+/**
+ * The credential of `principal` from the config (`nats.passwords`), or undefined when none is
+ * configured (a server without authorization).
+ */
+export function natsCredential(cfg: Config, principal: NatsPrincipal): NatsCredential | undefined {
+  const pass = cfg.nats.passwords[principal];
+  return pass ? { user: principal, pass } : undefined;
+}
+
+/** Connects to the configured server as `principal`. */
+export function connectAs(cfg: Config, principal: NatsPrincipal, name: string): Promise<NatsConnection> {
+  if (!cfg.nats.url) throw new ConfigError('NATS_URL is required for this role');
+  return connectNats(cfg.nats.url, name, natsCredential(cfg, principal));
 }
 
 /**

@@ -9,9 +9,9 @@ import { ConfigError, StartupError } from '../core/errors.ts';
 import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
-import { connectNats } from '../core/nats.ts';
+import { connectAs } from '../core/nats.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
-import { startDev } from './dev.ts';
+import { natsCliCommand, startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import { errorText } from './preflight.ts';
 import {
@@ -89,7 +89,8 @@ program
       `  dashboard   ${sys.gatewayUrl}/`,
       `  graphql     ${sys.gatewayUrl}/graphql   (graphql-ws on the same path)`,
       `  metrics     ${sys.gatewayUrl}/metrics`,
-      `  nats        ${sys.natsUrl}   e.g. nats --server ${sys.natsUrl} stream ls`,
+      `  nats        ${sys.natsUrl}`,
+      `  nats cli    ${natsCliCommand(sys.natsUrl, sys.natsOperator)} stream ls`,
       `  postgres    ${sys.databaseUrl}`,
       ...(sys.databaseDir ? [`  pg data     ${sys.databaseDir}`] : []),
       'Ctrl-C stops everything.',
@@ -140,7 +141,7 @@ program
   .action(async (opts: { json?: boolean }) => {
     const cfg = loadConfig();
     if (!cfg.nats.url) throw new ConfigError('set NATS_URL (the dev command prints it)');
-    const nc = await connectNats(cfg.nats.url, 'tickmesh-inspect');
+    const nc = await connectAs(cfg, 'operator', 'tickmesh-inspect');
     const result = await inspect(nc);
     process.stdout.write(`${opts.json ? JSON.stringify(result, null, 2) : formatInspection(result)}\n`);
     await nc.close();
@@ -154,7 +155,7 @@ program
     const cfg = loadConfig();
     if (!cfg.nats.url || !cfg.database.url)
       throw new ConfigError('set NATS_URL and DATABASE_URL (the dev command prints them)');
-    const nc = await connectNats(cfg.nats.url, 'tickmesh-verify');
+    const nc = await connectAs(cfg, 'operator', 'tickmesh-verify');
     const pool = createPool(cfg.database.url, 2);
     const reports = await verifyBars(nc, pool, Number(opts.graceMs));
     console.table(reports);

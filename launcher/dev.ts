@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { enableDefaultMetrics } from '../core/metrics.ts';
+import { type NatsCredential, natsCredential } from '../core/nats.ts';
 import { type EmbeddedNats, startNatsServer } from './embedded-nats.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { checkDatabaseUrl, checkGatewayPort, checkNatsUrl, gatewayPortTaken } from './preflight.ts';
@@ -26,6 +27,8 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export interface DevSystem {
   gatewayUrl: string;
   natsUrl: string;
+  /** The operator's NATS credential (for the NATS CLI), when one is known. */
+  natsOperator: NatsCredential | undefined;
   databaseUrl: string;
   /** The embedded PostgreSQL's cluster folder (null with DATABASE_URL). */
   databaseDir: string | null;
@@ -47,13 +50,14 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     await nats?.stop().catch((err) => logger.error({ err }, 'stopping nats-server failed'));
   };
   await checkGatewayPort(base.gateway.port, base.gateway.host);
-  if (base.nats.url) await checkNatsUrl(base.nats.url);
+  if (base.nats.url) await checkNatsUrl(base.nats.url, natsCredential(base, 'supervisor'));
   if (base.database.url) await checkDatabaseUrl(base.database.url);
   try {
     if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
     if (!base.database.url) db = await startEmbeddedPostgres(join(dataDir, 'postgres'), logger);
     const cfg = loadConfig(env, {
-      nats: { url: base.nats.url ?? nats!.url },
+      // The embedded server's users and passwords (made in its folder, kept across restarts).
+      nats: nats ? { url: nats.url, passwords: nats.passwords } : {},
       database: { url: base.database.url ?? db!.url },
       // One stable worker id in dev, so a restarted process picks its actors up at once.
       worker: { id: base.worker.id ?? 'dev' },
@@ -71,6 +75,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     return {
       gatewayUrl: gateway.url,
       natsUrl: cfg.nats.url!,
+      natsOperator: natsCredential(cfg, 'operator'),
       databaseUrl: cfg.database.url!,
       databaseDir: db?.dataDir ?? null,
       stop,
@@ -79,4 +84,15 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
     await stop();
     throw e;
   }
+}
+
+/**
+ * The NATS CLI with the operator's credential, ready to paste (shell-quoted): what the start-up
+ * banner prints, so `stream ls`, `micro ls` or a restart request work against the embedded server.
+ */
+export function natsCliCommand(url: string, operator: NatsCredential | undefined): string {
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  return operator
+    ? `nats --server ${url} --user ${q(operator.user)} --password ${q(operator.pass)}`
+    : `nats --server ${url}`;
 }

@@ -2,17 +2,22 @@
  * Runs a `nats-server` child with JetStream on a project data folder (dev mode only).
  * Readiness comes from its ports file; a pid file guards against two servers on one store.
  * Every way it can fail to start ends in one EmbeddedServerError that says how to fix it.
+ * Authorization is always on: the users, their permissions and their passwords are generated in
+ * the folder (launcher/nats-auth.ts), so an anonymous client is refused.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedServerError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { ensurePasswords, type NatsPasswords, writeServerConfig } from './nats-auth.ts';
 import { clearStalePidFile, dismiss, errnoOf, freePort, removeLeftover, watchdog } from './processes.ts';
 
 export interface EmbeddedNats {
   url: string;
   port: number;
+  /** Passwords of the server's users (one per principal), kept in its folder. */
+  passwords: NatsPasswords;
   stop(): Promise<void>;
 }
 
@@ -88,7 +93,9 @@ export async function startNatsServer(dir: string, log: Logger, preferredPort = 
   await clearLeftovers(dir, pidFile, log);
   const port = await freePort(preferredPort);
   const bin = process.env.NATS_SERVER_BIN || 'nats-server';
-  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'store')];
+  const passwords = ensurePasswords(dir);
+  const config = writeServerConfig(dir, passwords);
+  const args = ['-c', config, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'store')];
   const child: ChildProcess = spawn(bin, [...args, '-P', pidFile, '--ports_file_dir', dir], {
     // A process group of its own: Ctrl-C in the terminal signals the whole foreground group,
     // and the server must outlive the roles' graceful stop (dev stops it last).
@@ -123,6 +130,7 @@ export async function startNatsServer(dir: string, log: Logger, preferredPort = 
   return {
     url,
     port,
+    passwords,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

@@ -3,6 +3,7 @@
  * one line that says what to fix, instead of after the servers are up (a taken gateway port) or
  * after minutes of start-up retries (a DATABASE_URL or NATS_URL that points at nothing).
  */
+import { AuthorizationError } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { StartupError } from '../core/errors.ts';
@@ -53,16 +54,25 @@ export async function checkDatabaseUrl(url: string): Promise<void> {
   }
 }
 
-export async function checkNatsUrl(url: string): Promise<void> {
+/** `credential`: a user of that server (it refuses anonymous clients when it has users). */
+export async function checkNatsUrl(url: string, credential?: { user: string; pass: string }): Promise<void> {
   try {
     const nc = await connect({
       servers: url,
       reconnect: false,
       timeout: TIMEOUT_MS,
       name: 'tickmesh-preflight',
+      ...credential,
     });
     await nc.close();
   } catch (e) {
+    if (e instanceof AuthorizationError)
+      throw new StartupError(
+        'nats',
+        `NATS_URL=${redactUrl(url)} refused ${credential ? `the user ${credential.user}` : 'a client without credentials'}`,
+        'set NATS_PASSWORD_<USER> for each tickmesh user of that server (README, NATS CLI), or unset NATS_URL to use an embedded one',
+        { cause: e },
+      );
     throw new StartupError(
       'nats',
       `cannot reach NATS_URL=${redactUrl(url)} (${errorText(e)})`,

@@ -4,6 +4,7 @@
  * shuts it down gracefully: stop the component (flush, deregister), drain NATS, close the pool.
  */
 import { createServer } from 'node:http';
+import { PermissionViolationError } from '@nats-io/nats-core';
 import { ExponentialBackoff, handleAll, type RetryPolicy, retry } from 'cockatiel';
 import type { ExchangeAdapters } from '../actors/factory.ts';
 import { Worker } from '../actors/worker.ts';
@@ -16,8 +17,9 @@ import type { Logger } from '../core/log.ts';
 import { enableDefaultMetrics, registry } from '../core/metrics.ts';
 import { registerMicroService } from '../core/micro.ts';
 import { migrate } from '../core/migrate.ts';
-import { connectNats, ensureTopology, type Topology } from '../core/nats.ts';
-import { SERVICES } from '../core/protocol/index.ts';
+import { connectAs, ensureTopology, type NatsConnection, type Topology } from '../core/nats.ts';
+import type { NatsPrincipal } from '../core/nats-permissions.ts';
+import { ACTOR_KINDS, type ActorKind, SERVICES } from '../core/protocol/index.ts';
 import { buildGateway } from '../graphql/gateway.ts';
 import { ClusterSupervisor } from '../supervisor/supervisor.ts';
 
@@ -55,12 +57,50 @@ function need(value: string | undefined, name: string): string {
   return value;
 }
 
-async function openRuntime(cfg: Config, role: string, log: Logger): Promise<Runtime> {
-  const natsUrl = need(cfg.nats.url, 'NATS_URL');
+/**
+ * A connection as `principal` and the topology seen through it. Only the supervisor may create
+ * streams and buckets: other roles wait here (retrying) until it has.
+ */
+async function openTopology(
+  cfg: Config,
+  principal: NatsPrincipal,
+  name: string,
+  waiting: RetryPolicy,
+  log: Logger,
+) {
+  const nc = await waiting.execute(() => connectAs(cfg, principal, name));
+  void logRefusals(nc, principal, log);
+  try {
+    return await waiting.execute(() => ensureTopology(nc, cfg));
+  } catch (e) {
+    await nc.close().catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Logs what the server refused this connection (a publish or subscribe outside its principal's
+ * permissions): the client library reports it only as a status event.
+ */
+async function logRefusals(nc: NatsConnection, principal: NatsPrincipal, log: Logger): Promise<void> {
+  for await (const s of nc.status())
+    if (s.type === 'error' && s.error instanceof PermissionViolationError)
+      log.warn(
+        { principal, operation: s.error.operation, subject: s.error.subject },
+        'NATS refused an operation',
+      );
+}
+
+async function openRuntime(
+  cfg: Config,
+  role: 'supervisor' | 'worker' | 'gateway',
+  log: Logger,
+): Promise<Runtime> {
+  need(cfg.nats.url, 'NATS_URL');
   const dbUrl = need(cfg.database.url, 'DATABASE_URL');
   const waiting = startupRetry(role, log);
-  const nc = await waiting.execute(() => connectNats(natsUrl, `tickmesh-${role}`));
-  const topo = await waiting.execute(() => ensureTopology(nc, cfg));
+  const topo = await openTopology(cfg, role, `tickmesh-${role}`, waiting, log);
+  const nc = topo.nc;
   const pool = createPool(dbUrl, cfg.database.poolMax);
   await waiting.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
   return {
@@ -112,6 +152,10 @@ export async function startWorkerRole(
   adapters?: ExchangeAdapters,
 ): Promise<RoleHandle & { worker: Worker }> {
   const rt = await openRuntime(cfg, 'worker', log);
+  const actorTopos = await openActorTopologies(cfg, log).catch(async (e) => {
+    await rt.close();
+    throw e;
+  });
   const worker = new Worker({
     id: id ?? cfg.worker.id ?? defaultWorkerId(),
     topo: rt.topo,
@@ -120,17 +164,39 @@ export async function startWorkerRole(
     clock,
     log: log.child({ role: 'worker' }),
     adapters,
+    actorTopos,
   });
-  await worker.start();
+  const closeActorConnections = () =>
+    Promise.all(Object.values(actorTopos).map((t) => t.nc.drain().catch(() => {})));
+  await worker.start().catch(async (e) => {
+    await closeActorConnections();
+    await rt.close();
+    throw e;
+  });
   return {
     name: 'worker',
     worker,
     async stop() {
       // SIGTERM: hand the actors to other workers first, so their feeds move without a gap.
       await worker.stop({ drain: true });
+      await closeActorConnections();
       await rt.close();
     },
   };
+}
+
+/** One connection per kind of actor, each as that kind's NATS user (core/nats-permissions.ts). */
+async function openActorTopologies(cfg: Config, log: Logger): Promise<Record<ActorKind, Topology>> {
+  const waiting = startupRetry('worker', log);
+  const opened: Partial<Record<ActorKind, Topology>> = {};
+  try {
+    for (const kind of ACTOR_KINDS)
+      opened[kind] = await openTopology(cfg, kind, `tickmesh-worker-${kind}`, waiting, log);
+  } catch (e) {
+    await Promise.all(Object.values(opened).map((t) => t.nc.close().catch(() => {})));
+    throw e;
+  }
+  return opened as Record<ActorKind, Topology>;
 }
 
 export async function startGatewayRole(cfg: Config, log: Logger): Promise<RoleHandle & { url: string }> {

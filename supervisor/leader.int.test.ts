@@ -24,7 +24,7 @@ describe('LeaderLease', () => {
 
   beforeAll(async () => {
     nats = await startTestNats();
-    nc = await connectNats(nats.url, 'leader-test');
+    nc = await connectNats(nats.url, 'leader-test', { user: 'operator', pass: nats.passwords.operator });
     kv = await new Kvm(nc).create(BUCKETS.supervisorLeader, { ttl: 600_000, history: 1 });
   });
 

@@ -100,6 +100,8 @@ export class ClusterSupervisor {
         status: () => this.status(),
         actors: () =>
           [...this.assignments.entries()].map(([id, a]) => ({ id, worker: a.worker, kind: a.spec.kind })),
+        // `nats request tickmesh.supervisor.restart '{"id":…}'` (operator credential only).
+        restart: (req) => this.restartActor(req),
       },
     });
   }

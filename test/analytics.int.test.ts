@@ -195,7 +195,7 @@ describe('indicators and features end to end', () => {
   afterAll(async () => sys?.stop());
 
   const env = () => ({
-    NATS_URL: sys.nats.url,
+    ...sys.nats.env(),
     DATABASE_URL: db.url,
     TICKMESH_WORKER_ID: 'w1',
     SIM_ENABLED: 'false',

@@ -37,7 +37,7 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
   const procs = new Map<string, RoleProcess>();
 
   const env = (extra: Record<string, string>) => ({
-    NATS_URL: nats.url,
+    ...nats.env(),
     DATABASE_URL: pg.url,
     SIM_ENABLED: 'true',
     SIM_RATE: '20',
@@ -88,7 +88,7 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
     pg = await startEmbeddedPostgres(pgDir, testLog, 0);
     pgPort = Number(new URL(pg.url).port);
     await migrate(pg.url, testLog);
-    nc = await connectNats(nats.url, 'chaos-test');
+    nc = await connectNats(nats.url, 'chaos-test', { user: 'operator', pass: nats.passwords.operator });
     start('sup-a', 'supervisor');
     await eventually(() => leader(), 'a leader');
     start('sup-b', 'supervisor');

@@ -31,7 +31,7 @@ describe('worker kill -9 and restart', () => {
   afterAll(async () => sys?.stop());
 
   const env = () => ({
-    NATS_URL: sys.nats.url,
+    ...sys.nats.env(),
     DATABASE_URL: db.url,
     TICKMESH_WORKER_ID: 'w1',
     SIM_ENABLED: 'false',

@@ -128,3 +128,47 @@ export const kvKeys = Object.freeze({
   /** The one key of `supervisor-leader`: whoever holds it leads. */
   supervisorLeader: 'leader',
 });
+
+/**
+ * Subject patterns that NATS permissions name (core/nats-permissions.ts): whole families of
+ * tickmesh subjects, the control endpoints of the micro services, and the JetStream API and KV
+ * subjects the client library uses underneath.
+ */
+export const permissionSubjects = Object.freeze({
+  everything: '>',
+  trades: subjects.tradeAll,
+  /** Closed bars and analytics updates (`md.bar.ind.…` is under it). */
+  bars: subjects.barAll,
+  live: 'md.live.>',
+  alerts: subjects.alertAll,
+  quality: 'md.quality.>',
+  quarantine: 'md.quarantine.>',
+  actorEvents: 'sys.actor.>',
+  rulesChanged: 'tm.ctl.rules.>',
+  /** A control endpoint of a role, asked of the role (queue group) and of one instance. */
+  control: (role: ServiceRole, endpoint: string) => [
+    serviceSubjects.role(role, endpoint),
+    `tickmesh.${role}.*.${endpoint}`,
+  ],
+  /** Every endpoint of every tickmesh service. */
+  services: 'tickmesh.>',
+  /** Every endpoint of one role's service (what its instances subscribe to). */
+  serviceOf: (role: ServiceRole) => `tickmesh.${role}.>`,
+  /** Requests to the JetStream API (info, lookups, consumers, …). */
+  jetStreamApi: '$JS.API.>',
+  /** What changes a stream's content or shape other than publishing into it. */
+  streamAdmin: [
+    '$JS.API.STREAM.CREATE.>',
+    '$JS.API.STREAM.UPDATE.>',
+    '$JS.API.STREAM.DELETE.>',
+    '$JS.API.STREAM.PURGE.>',
+    '$JS.API.STREAM.MSG.DELETE.>',
+  ],
+  acks: '$JS.ACK.>',
+  /** Replies to an ordered consumer's flow-control messages (KV watches). */
+  flowControl: '$JS.FC.>',
+  /** Writes (put, delete, purge) to one KV bucket. */
+  kvWrites: (bucket: string) => `$KV.${bucket}.>`,
+  /** Service discovery (`nats micro ls/info/stats`). */
+  serviceDiscovery: '$SRV.>',
+});

@@ -1,6 +1,7 @@
 /**
  * Real infrastructure for integration tests: a private nats-server (temporary store, free
- * port) and a fresh, migrated database per test file. Dispose both with `await using` or in an
+ * port, authorization on: every component connects as its own user) and a fresh, migrated
+ * database per test file. Dispose both with `await using` or in an
  * afterAll hook.
  */
 import { randomBytes } from 'node:crypto';
@@ -9,18 +10,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { type Config, loadConfig, mergeDeep } from '../../core/config.ts';
+import { type Config, loadConfig, mergeDeep, natsPasswordVariable } from '../../core/config.ts';
 import { createPool, type Pool } from '../../core/db.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
 import { migrate } from '../../core/migrate.ts';
-import { connectNats, ensureTopology, type Topology } from '../../core/nats.ts';
+import { connectAs, ensureTopology, type Topology } from '../../core/nats.ts';
+import { NATS_PRINCIPALS } from '../../core/nats-permissions.ts';
 import { startNatsServer } from '../../launcher/embedded-nats.ts';
+import type { NatsPasswords } from '../../launcher/nats-auth.ts';
 
 export const testLog: Logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
 export interface TestNats extends AsyncDisposable {
   url: string;
   dir: string;
+  /** Every NATS user's password (the same across restart()). */
+  passwords: NatsPasswords;
+  /** NATS_URL and NATS_PASSWORD_* for a role run as a child process. */
+  env(): Record<string, string>;
   stop(): Promise<void>;
   /** Stops the server and starts it again on the same store and port. */
   restart(): Promise<void>;
@@ -33,6 +40,11 @@ export async function startTestNats(): Promise<TestNats> {
   const nats: TestNats = {
     url: server.url,
     dir,
+    passwords: server.passwords,
+    env: () => ({
+      NATS_URL: server.url,
+      ...Object.fromEntries(NATS_PRINCIPALS.map((p) => [natsPasswordVariable(p), server.passwords[p]])),
+    }),
     async stop() {
       await server.stop();
     },
@@ -87,7 +99,7 @@ export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string,
     {},
     mergeDeep(
       {
-        nats: { url: nats.url },
+        nats: { url: nats.url, passwords: nats.passwords },
         database: { url: db.url, poolMax: 5 },
         gateway: { host: '127.0.0.1', port: 0 },
         sim: { enabled: false },
@@ -101,8 +113,9 @@ export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string,
   );
 }
 
+/** The topology as the operator (a test publishes what an external exchange would, and more). */
 export async function topology(cfg: Config, name = 'test'): Promise<Topology & AsyncDisposable> {
-  const nc = await connectNats(cfg.nats.url!, name);
+  const nc = await connectAs(cfg, 'operator', name);
   const topo = await ensureTopology(nc, cfg);
   return Object.assign(topo, {
     async [Symbol.asyncDispose]() {

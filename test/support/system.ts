@@ -12,7 +12,15 @@ import {
   startSupervisorRole,
   startWorkerRole,
 } from '../../launcher/roles.ts';
-import { freshDatabase, startTestNats, type TestDb, type TestNats, testConfig, testLog } from './infra.ts';
+import {
+  freshDatabase,
+  startTestNats,
+  type TestDb,
+  type TestNats,
+  testConfig,
+  testLog,
+  topology,
+} from './infra.ts';
 
 export interface SystemOptions {
   /** An exchange of kind `external` (trades published by the test) and its symbols. */
@@ -57,6 +65,9 @@ export async function startSystem(o: SystemOptions = {}): Promise<TestSystem> {
       ]);
     }
     await o.beforeRoles?.(db.pool);
+    // Streams and buckets exist before any role starts, whatever the order: with authorization
+    // on, only the supervisor (and the operator) may create them.
+    await (await topology(cfg, 'test-setup'))[Symbol.asyncDispose]();
     let base = '';
     for (const role of o.roles ?? ['supervisor', 'worker', 'gateway']) {
       if (role === 'supervisor') roles.push(await startSupervisorRole(cfg, testLog, o.clock));
