@@ -5,9 +5,13 @@
  * the caller first: the evaluator's rule schema lives in analytics/, which core does not import.
  */
 import type pg from 'pg';
-import type { Pool } from './db.ts';
+import { inTransaction, type Pool } from './db.ts';
+import { isSealed } from './secret-box.ts';
 
-/** Where a rule's firings are delivered. The webhook secret is for signing, never for display. */
+/**
+ * Where a rule's firings are delivered. The webhook secret is for signing, never for display;
+ * it is stored sealed (core/secret-box.ts): callers seal it before writing, open it to sign.
+ */
 export interface RuleChannels {
   webhook?: { url: string; secret: string };
   slack?: { url: string };
@@ -179,4 +183,27 @@ export async function readRuleDeliveryInfo(
     [[...ruleIds]],
   );
   return new Map(rows.map((r) => [r.id, { channels: r.channels, note: r.note }]));
+}
+
+/**
+ * Seals every webhook secret not yet sealed (`isSealed` false) with `seal`; returns how many
+ * rules changed. Row-locked, so concurrent roles starting up seal each row once.
+ */
+export async function sealWebhookSecrets(pool: Pool, seal: (plaintext: string) => string): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ id: string; secret: string }>(
+      `SELECT id, channels->'webhook'->>'secret' AS secret FROM alert_rules
+        WHERE channels->'webhook'->>'secret' IS NOT NULL FOR UPDATE`,
+    );
+    let changed = 0;
+    for (const r of rows) {
+      if (isSealed(r.secret)) continue;
+      await client.query(
+        `UPDATE alert_rules SET channels = jsonb_set(channels, '{webhook,secret}', to_jsonb($2::text)) WHERE id = $1`,
+        [r.id, seal(r.secret)],
+      );
+      changed++;
+    }
+    return changed;
+  });
 }

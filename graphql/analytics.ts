@@ -235,10 +235,19 @@ function checkRule(id: string, raw: unknown): AlertRuleWrite {
   return { rule: rule.data, channels, note: i.note ?? null };
 }
 
+/** The write with its webhook secret sealed for storage. */
+function sealed(write: AlertRuleWrite, seal: (plaintext: string) => string): AlertRuleWrite {
+  const webhook = write.channels.webhook;
+  if (!webhook) return write;
+  return { ...write, channels: { ...write.channels, webhook: { ...webhook, secret: seal(webhook.secret) } } };
+}
+
 export class AlertRulesApi {
   constructor(
     private readonly pool: Pool,
     private readonly topo: Topology,
+    /** Encrypts a webhook secret for storage (core/secret-box.ts). */
+    private readonly seal: (plaintext: string) => string,
   ) {}
 
   async list(exchange?: string | null, symbol?: string | null): Promise<AlertRule[]> {
@@ -250,7 +259,7 @@ export class AlertRulesApi {
     const checked = checkRule(id, input);
     const { rule } = checked;
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
-    const created = await insertAlertRule(this.pool, id, checked);
+    const created = await insertAlertRule(this.pool, id, sealed(checked, this.seal));
     this.changed(rule.exchange, rule.symbol);
     return ruleOut(created);
   }
@@ -261,7 +270,7 @@ export class AlertRulesApi {
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
     const before = await readAlertRule(this.pool, id);
     if (!before) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
-    const updated = await updateAlertRule(this.pool, id, checked);
+    const updated = await updateAlertRule(this.pool, id, sealed(checked, this.seal));
     this.changed(before.rule.exchange, before.rule.symbol);
     this.changed(rule.exchange, rule.symbol);
     return ruleOut(updated!);

@@ -3,7 +3,7 @@ import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
-import { TmError, UnknownTimeframeError } from '../core/errors.ts';
+import { ConfigError, TmError, UnknownTimeframeError } from '../core/errors.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
@@ -20,6 +20,7 @@ import {
   type Timeframe,
   validateBar,
 } from '../core/protocol/index.ts';
+import { parseSecretKey, sealSecret } from '../core/secret-box.ts';
 import { addSymbol, assertSymbolExists, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
 import {
   AlertRulesApi,
@@ -79,6 +80,11 @@ const jsonScalar = new GraphQLScalarType({
   parseLiteral: (ast) => valueFromASTUntyped(ast),
 });
 
+function need(value: string | undefined, what: string): string {
+  if (!value) throw new ConfigError(`${what} must be set for the gateway`);
+  return value;
+}
+
 function timeframeOf(tf: string): Timeframe {
   if (!isTimeframe(tf)) throw new UnknownTimeframeError(tf, TIMEFRAMES);
   return tf;
@@ -111,7 +117,10 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolver
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  const rules = new AlertRulesApi(pool, topo);
+  const secretKey = parseSecretKey(
+    need(cfg.auth.secretKey, 'TICKMESH_SECRET_KEY (the key webhook secrets are encrypted with)'),
+  );
+  const rules = new AlertRulesApi(pool, topo, (secret) => sealSecret(secretKey, secret));
 
   return {
     Query: {

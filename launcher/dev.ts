@@ -7,8 +7,11 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../core/config.ts';
+import { createPool } from '../core/db.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { enableDefaultMetrics } from '../core/metrics.ts';
+import { ensureFirstAdmin } from './auth-setup.ts';
+import { type DevSecrets, devSecrets } from './dev-secrets.ts';
 import { type EmbeddedNats, startNatsServer } from './embedded-nats.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { checkDatabaseUrl, checkGatewayPort, checkNatsUrl, gatewayPortTaken } from './preflight.ts';
@@ -29,14 +32,31 @@ export interface DevSystem {
   databaseUrl: string;
   /** The embedded PostgreSQL's cluster folder (null with DATABASE_URL). */
   databaseDir: string | null;
+  /** The first admin's generated password and its file (null with TICKMESH_ADMIN_PASSWORD). */
+  generatedAdmin: DevSecrets['generatedAdmin'];
   stop(): Promise<void>;
 }
 
-export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logger): Promise<DevSystem> {
+/** Creates the generated first admin unless that user exists (a changed password stays). */
+async function firstAdmin(databaseUrl: string, admin: NonNullable<DevSecrets['generatedAdmin']>) {
+  const pool = createPool(databaseUrl, 1);
+  try {
+    await ensureFirstAdmin(pool, admin.user, admin.password);
+  } finally {
+    await pool.end();
+  }
+}
+
+export async function startDev(
+  processEnv: NodeJS.ProcessEnv = process.env,
+  log?: Logger,
+): Promise<DevSystem> {
+  const dataDir = processEnv.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
+  const secrets = devSecrets(dataDir, processEnv);
+  const env = { ...processEnv, ...secrets.env };
   const base = loadConfig(env);
   const logger = log ?? createLogger(base.logLevel, { app: 'tickmesh' });
   enableDefaultMetrics();
-  const dataDir = env.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
   let nats: EmbeddedNats | null = null;
   let db: EmbeddedDb | null = null;
   const roles: RoleHandle[] = [];
@@ -59,6 +79,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
       worker: { id: base.worker.id ?? 'dev' },
     });
     await runMigrate(cfg, logger);
+    if (secrets.generatedAdmin) await firstAdmin(cfg.database.url!, secrets.generatedAdmin);
     // Order matters for shutdown (reverse): the worker flushes before the supervisor leaves.
     const supervisor = await startSupervisorRole(cfg, logger);
     roles.push(supervisor);
@@ -73,6 +94,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
       natsUrl: cfg.nats.url!,
       databaseUrl: cfg.database.url!,
       databaseDir: db?.dataDir ?? null,
+      generatedAdmin: secrets.generatedAdmin,
       stop,
     };
   } catch (e) {

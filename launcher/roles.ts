@@ -20,6 +20,7 @@ import { connectNats, ensureTopology, type Topology } from '../core/nats.ts';
 import { SERVICES } from '../core/protocol/index.ts';
 import { buildGateway } from '../graphql/gateway.ts';
 import { ClusterSupervisor } from '../supervisor/supervisor.ts';
+import { prepareAuth } from './auth-setup.ts';
 
 export interface RoleHandle {
   name: string;
@@ -63,6 +64,7 @@ async function openRuntime(cfg: Config, role: string, log: Logger): Promise<Runt
   const topo = await waiting.execute(() => ensureTopology(nc, cfg));
   const pool = createPool(dbUrl, cfg.database.poolMax);
   await waiting.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
+  await prepareAuth(pool, cfg, log.child({ role }));
   return {
     topo,
     pool,
