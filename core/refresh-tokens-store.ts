@@ -88,3 +88,12 @@ export async function revokeUserRefreshTokens(pool: Pool, username: string): Pro
     [username],
   );
 }
+
+/** The user a refresh token was issued to, or null for an unknown token. */
+export async function refreshTokenOwner(pool: Pool, token: string): Promise<string | null> {
+  const { rows } = await pool.query<{ username: string }>(
+    'SELECT username FROM refresh_tokens WHERE token_hash = $1',
+    [tokenHash(token)],
+  );
+  return rows[0]?.username ?? null;
+}

@@ -1,9 +1,8 @@
 /** GraphQL resolvers: argument validation with clear errors, then Postgres, KV or NATS. */
 import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
-import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
-import { ConfigError, TmError, UnknownTimeframeError } from '../core/errors.ts';
+import { ConfigError, UnknownTimeframeError } from '../core/errors.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
@@ -31,6 +30,7 @@ import {
   readQuality,
 } from './analytics.ts';
 import { candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
+import { gql } from './coded.ts';
 import type { Resolvers } from './generated/resolvers-types.ts';
 import type {
   ActorHealth as ActorHealthOut,
@@ -50,6 +50,7 @@ import type {
   SubscriptionAlertsArgs,
   SubscriptionCandlesArgs,
 } from './generated/schema-types.ts';
+import { type Sessions, sessionResolvers } from './sessions.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 export interface ResolverDeps {
@@ -57,18 +58,7 @@ export interface ResolverDeps {
   topo: Topology;
   cfg: Config;
   hub: TopicHub;
-}
-
-/** Turns our errors into GraphQL errors carrying `extensions.code`. */
-function gql<A, R>(fn: (args: A) => Promise<R>): (root: unknown, args: A) => Promise<R> {
-  return async (_root, args) => {
-    try {
-      return await fn(args);
-    } catch (e) {
-      if (e instanceof TmError) throw new mercurius.ErrorWithProps(e.message, { code: e.code }, e.status);
-      throw e;
-    }
-  };
+  sessions: Sessions;
 }
 
 /** `JSON`: any JSON value, passed through as is (feature rows). */
@@ -90,7 +80,7 @@ function timeframeOf(tf: string): Timeframe {
   return tf;
 }
 
-export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolvers {
+export function buildResolvers({ pool, topo, cfg, hub, sessions }: ResolverDeps): Resolvers {
   async function assertSymbol(exchange: string, symbol: string): Promise<void> {
     encodeSymbol(symbol); // validates length and shape with a clear error
     await assertSymbolExists(pool, exchange, symbol);
@@ -122,8 +112,10 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolver
   );
   const rules = new AlertRulesApi(pool, topo, (secret) => sealSecret(secretKey, secret));
 
+  const auth = sessionResolvers(sessions, pool);
   return {
     Query: {
+      ...auth.Query,
       exchanges: gql(
         async () => (await pool.query('SELECT id, name, kind, enabled FROM exchanges ORDER BY id')).rows,
       ),
@@ -159,6 +151,7 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolver
       alertEvents: gql((a: QueryAlertEventsArgs) => readAlertEvents(pool, a)),
     },
     Mutation: {
+      ...auth.Mutation,
       addSymbol: gql((a: MutationAddSymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
       setSymbolActive: gql((a: MutationSetSymbolActiveArgs) =>
         setSymbolActive(pool, a.exchange, a.symbol, a.active),

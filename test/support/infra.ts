@@ -83,6 +83,8 @@ export async function freshDatabase(): Promise<TestDb> {
 
 /** Fixed keys for tests (npm start generates its own into the data folder). */
 export const TEST_AUTH = {
+  adminUser: 'admin',
+  adminPassword: 'test-admin-password',
   jwtSecret: 'test-jwt-secret-0123456789abcdef0123456789',
   secretKey: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
 };
