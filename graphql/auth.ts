@@ -63,10 +63,7 @@ export function authOptions(callers: Callers, clock: Clock) {
         this: { socket: WebSocket },
         data: { payload?: { authorization?: unknown } | null },
       ): Promise<{ caller: Caller } | false> {
-        const authorization = data.payload?.authorization;
-        // Until the doors are enforced, a socket without credentials is anonymous.
-        if (authorization === undefined) return { caller: null } as unknown as { caller: Caller };
-        const caller = await callers.fromAuthorization(authorization);
+        const caller = await callers.fromAuthorization(data.payload?.authorization);
         if (!caller) {
           this.socket.close(WS_UNAUTHORIZED, 'Unauthorized');
           return false;

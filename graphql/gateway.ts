@@ -14,7 +14,7 @@ import type { Logger } from '../core/log.ts';
 import { registry } from '../core/metrics.ts';
 import type { Topology } from '../core/nats.ts';
 import { AccessTokens } from './access-tokens.ts';
-import { authOptions } from './auth.ts';
+import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
 import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
@@ -79,6 +79,7 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
       graphiql: false,
       path: '/graphql',
     });
+    installRoleChecks(app);
   });
 
 export const uiPlugin = (uiDir: string) =>

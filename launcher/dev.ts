@@ -52,9 +52,7 @@ export async function startDev(
   log?: Logger,
 ): Promise<DevSystem> {
   const dataDir = processEnv.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
-  const secrets = devSecrets(dataDir, processEnv);
-  const env = { ...processEnv, ...secrets.env };
-  const base = loadConfig(env);
+  const base = loadConfig(processEnv);
   const logger = log ?? createLogger(base.logLevel, { app: 'tickmesh' });
   enableDefaultMetrics();
   let nats: EmbeddedNats | null = null;
@@ -69,6 +67,9 @@ export async function startDev(
   await checkGatewayPort(base.gateway.port, base.gateway.host);
   if (base.nats.url) await checkNatsUrl(base.nats.url);
   if (base.database.url) await checkDatabaseUrl(base.database.url);
+  // Only a set-up that can start writes anything into the data folder.
+  const secrets = devSecrets(dataDir, processEnv);
+  const env = { ...processEnv, ...secrets.env };
   try {
     if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
     if (!base.database.url) db = await startEmbeddedPostgres(join(dataDir, 'postgres'), logger);
