@@ -227,3 +227,14 @@ export class ForbiddenError extends TmError {
     super('TM_ERR_FORBIDDEN', 403, detail);
   }
 }
+
+/** Too many failed logins for a user or an address: refused until the lock-out passes. */
+export class LoginLockedError extends TmError {
+  constructor(retryAfterMs: number) {
+    super(
+      'TM_ERR_LOGIN_LOCKED',
+      429,
+      `too many failed logins: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
+  }
+}

@@ -14,6 +14,7 @@ import mercurius from 'mercurius';
 import type WebSocket from 'ws';
 import type { Clock } from '../core/clock.ts';
 import { ForbiddenError, type TmError, UnauthenticatedError } from '../core/errors.ts';
+import { type AuditedField, type AuditTrail, mutationsOf } from './audit-trail.ts';
 import type { AuthContext, Caller, Callers } from './callers.ts';
 import { accessOf, mayRun, rootFields } from './role-table.ts';
 
@@ -83,11 +84,25 @@ function closeWhenExpired(socket: WebSocket, expiresAt: number, clock: Clock): v
   socket.once('close', () => clock.clearTimeout(timer));
 }
 
-/** The role table, checked before execution on HTTP and before a subscription starts. */
-export function installRoleChecks(app: FastifyInstance): void {
-  app.graphql.addHook('preExecution', async (_schema, document, context) => {
-    const refused = refusal((context as unknown as AuthContext).caller, operationsOf(document));
-    if (refused) throw asGraphqlError(refused);
+/**
+ * The role table, checked before execution on HTTP and before a subscription starts; mutations
+ * of a signed-in caller go to the audit trail, refused ones with TM_ERR_FORBIDDEN.
+ */
+export function installRoleChecks(app: FastifyInstance, trail: AuditTrail): void {
+  const audited = new WeakMap<object, AuditedField[]>();
+  app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
+    const ctx = context as unknown as AuthContext;
+    const refused = refusal(ctx.caller, operationsOf(document));
+    const fields = ctx.caller ? mutationsOf(document, variables) : [];
+    if (refused) {
+      await trail.recordAll(ctx, fields, undefined, refused.code);
+      throw asGraphqlError(refused);
+    }
+    if (fields.length) audited.set(context, fields);
+  });
+  app.graphql.addHook('onResolution', async (execution, context) => {
+    const fields = audited.get(context);
+    if (fields) await trail.recordAll(context as unknown as AuthContext, fields, execution.errors);
   });
   app.graphql.addHook('preSubscriptionExecution', async (_schema, document, context) => {
     const refused = refusal((context as unknown as AuthContext).caller, operationsOf(document));

@@ -14,8 +14,10 @@ import type { Logger } from '../core/log.ts';
 import { registry } from '../core/metrics.ts';
 import type { Topology } from '../core/nats.ts';
 import { AccessTokens } from './access-tokens.ts';
+import { AuditTrail } from './audit-trail.ts';
 import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
+import { LoginGuard } from './login-guard.ts';
 import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
 import { TopicHub } from './topic-hub.ts';
@@ -65,10 +67,12 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
     const clock = deps.clock ?? systemClock;
     const tokens = new AccessTokens(deps.cfg.auth.jwtSecret, deps.cfg.auth.accessTtlMs, clock);
     const sessions = new Sessions(deps.pool, tokens, deps.cfg.auth.refreshTtlMs);
+    const trail = new AuditTrail(deps.pool, deps.log);
+    const services = { guard: new LoginGuard(deps.cfg.auth), trail, clock };
     const auth = authOptions(new Callers(deps.pool, tokens), clock);
     await app.register(mercurius, {
       schema: SCHEMA,
-      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions }),
+      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions, services }),
       context: auth.context,
       subscription: {
         ...auth.subscription,
@@ -79,7 +83,7 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
       graphiql: false,
       path: '/graphql',
     });
-    installRoleChecks(app);
+    installRoleChecks(app, trail);
   });
 
 export const uiPlugin = (uiDir: string) =>

@@ -1,5 +1,6 @@
 /** GraphQL resolvers: argument validation with clear errors, then Postgres, KV or NATS. */
 import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
+import { readRuleOwner } from '../core/alert-rules-store.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import { ConfigError, UnknownTimeframeError } from '../core/errors.ts';
@@ -24,6 +25,7 @@ import { addSymbol, assertSymbolExists, listSymbols, setSymbolActive } from '../
 import {
   AlertRulesApi,
   alertStream,
+  ownerScope,
   readAlertEvents,
   readFeatures,
   readLatestFeatures,
@@ -50,7 +52,7 @@ import type {
   SubscriptionAlertsArgs,
   SubscriptionCandlesArgs,
 } from './generated/schema-types.ts';
-import { type Sessions, sessionResolvers } from './sessions.ts';
+import { callerOf, type SessionServices, type Sessions, sessionResolvers } from './sessions.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 export interface ResolverDeps {
@@ -59,6 +61,7 @@ export interface ResolverDeps {
   cfg: Config;
   hub: TopicHub;
   sessions: Sessions;
+  services: SessionServices;
 }
 
 /** `JSON`: any JSON value, passed through as is (feature rows). */
@@ -80,7 +83,7 @@ function timeframeOf(tf: string): Timeframe {
   return tf;
 }
 
-export function buildResolvers({ pool, topo, cfg, hub, sessions }: ResolverDeps): Resolvers {
+export function buildResolvers({ pool, topo, cfg, hub, sessions, services }: ResolverDeps): Resolvers {
   async function assertSymbol(exchange: string, symbol: string): Promise<void> {
     encodeSymbol(symbol); // validates length and shape with a clear error
     await assertSymbolExists(pool, exchange, symbol);
@@ -112,7 +115,7 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions }: ResolverDeps)
   );
   const rules = new AlertRulesApi(pool, topo, (secret) => sealSecret(secretKey, secret));
 
-  const auth = sessionResolvers(sessions, pool);
+  const auth = sessionResolvers(sessions, pool, services);
   return {
     Query: {
       ...auth.Query,
@@ -147,8 +150,8 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions }: ResolverDeps)
         await assertSymbol(a.exchange, a.symbol);
         return readLatestFeatures(topo, a.exchange, a.symbol, timeframe);
       }),
-      alertRules: gql((a: QueryAlertRulesArgs) => rules.list(a.exchange, a.symbol)),
-      alertEvents: gql((a: QueryAlertEventsArgs) => readAlertEvents(pool, a)),
+      alertRules: gql((a: QueryAlertRulesArgs, ctx) => rules.list(callerOf(ctx), a.exchange, a.symbol)),
+      alertEvents: gql((a: QueryAlertEventsArgs, ctx) => readAlertEvents(pool, a, ownerScope(callerOf(ctx)))),
     },
     Mutation: {
       ...auth.Mutation,
@@ -157,9 +160,11 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions }: ResolverDeps)
         setSymbolActive(pool, a.exchange, a.symbol, a.active),
       ),
       // The input is validated again by the rules API (strict, with the evaluator's own schema).
-      createAlertRule: gql((a: MutationCreateAlertRuleArgs) => rules.create(a.input)),
-      updateAlertRule: gql((a: MutationUpdateAlertRuleArgs) => rules.update(a.id, a.input)),
-      deleteAlertRule: gql((a: MutationDeleteAlertRuleArgs) => rules.delete(a.id)),
+      createAlertRule: gql((a: MutationCreateAlertRuleArgs, ctx) => rules.create(callerOf(ctx), a.input)),
+      updateAlertRule: gql((a: MutationUpdateAlertRuleArgs, ctx) =>
+        rules.update(callerOf(ctx), a.id, a.input),
+      ),
+      deleteAlertRule: gql((a: MutationDeleteAlertRuleArgs, ctx) => rules.delete(callerOf(ctx), a.id)),
     },
     Subscription: {
       candles: {
@@ -180,7 +185,17 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions }: ResolverDeps)
         resolve: (bar: Bar) => candleOfBar(bar),
       },
       alerts: {
-        subscribe: gql(async (a: SubscriptionAlertsArgs) => alertStream(hub, a)),
+        subscribe: gql(async (a: SubscriptionAlertsArgs, ctx) => {
+          const owner = ownerScope(callerOf(ctx));
+          const seen = new Map<string, boolean>();
+          // A trader sees the firings of their own rules only (owners looked up once per rule).
+          const maySee = async (ruleId: string) => {
+            if (owner === null) return true;
+            if (!seen.has(ruleId)) seen.set(ruleId, (await readRuleOwner(pool, ruleId)) === owner);
+            return seen.get(ruleId)!;
+          };
+          return alertStream(hub, a, maySee);
+        }),
         resolve: (firing: AlertFiring) => firing,
       },
     },

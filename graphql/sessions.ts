@@ -5,8 +5,9 @@
  */
 import { createApiKey, listApiKeys, revokeApiKey } from '../core/api-keys-store.ts';
 import { readAudit } from '../core/audit-store.ts';
+import { type Clock, sleep } from '../core/clock.ts';
 import type { Pool } from '../core/db.ts';
-import { UnauthenticatedError } from '../core/errors.ts';
+import { type TmError, UnauthenticatedError } from '../core/errors.ts';
 import {
   issueRefreshToken,
   refreshTokenOwner,
@@ -26,6 +27,7 @@ import {
   verifyLogin,
 } from '../core/users-store.ts';
 import type { AccessTokens } from './access-tokens.ts';
+import type { AuditTrail } from './audit-trail.ts';
 import type { AuthContext, Caller } from './callers.ts';
 import { checkLimit, parseTime } from './candles.ts';
 import { gql } from './coded.ts';
@@ -46,6 +48,7 @@ import type {
   Session,
   User,
 } from './generated/schema-types.ts';
+import type { LoginGuard } from './login-guard.ts';
 
 export const roleOut = (role: Role): RoleOut => role.toUpperCase() as RoleOut;
 export const roleIn = (role: RoleOut): Role => role.toLowerCase() as Role;
@@ -158,8 +161,51 @@ export function callerOf(ctx: AuthContext): Caller {
   return ctx.caller;
 }
 
+/** What login needs besides the sessions: lock-outs, the audit trail and the clock it delays on. */
+export interface SessionServices {
+  guard: LoginGuard;
+  trail: AuditTrail;
+  clock: Clock;
+}
+
+/**
+ * Login: refused while locked out; a failure is counted, recorded and answered late; a success
+ * clears the user's count. Every attempt is in the audit log, the password never.
+ */
+async function guardedLogin(
+  sessions: Sessions,
+  { guard, trail, clock }: SessionServices,
+  a: MutationLoginArgs,
+  ctx: AuthContext,
+): Promise<Session> {
+  const address = ctx.address ?? 'unknown';
+  const attempt = { operation: 'login', arguments: { username: a.username } };
+  try {
+    await guard.check(a.username, address);
+  } catch (e) {
+    await trail.record(ctx, { ...attempt, actor: null, result: (e as TmError).code });
+    throw e;
+  }
+  const session = await sessions.login(a.username, a.password);
+  if (!session) {
+    const delay = await guard.failed(a.username, address);
+    await trail.record(ctx, { ...attempt, actor: null, result: 'TM_ERR_UNAUTHENTICATED' });
+    await sleep(clock, delay);
+    throw new UnauthenticatedError('wrong username or password');
+  }
+  await guard.succeeded(a.username);
+  await trail.record(
+    {
+      ...ctx,
+      caller: { username: a.username, role: roleIn(session.user.role), actor: a.username, expiresAt: null },
+    },
+    { ...attempt, result: 'ok' },
+  );
+  return session;
+}
+
 /** Resolvers of sessions, users, API keys and the audit log (the role table guards them). */
-export function sessionResolvers(sessions: Sessions, pool: Pool) {
+export function sessionResolvers(sessions: Sessions, pool: Pool, services: SessionServices) {
   return {
     Query: {
       me: gql((_a: unknown, ctx) => sessions.me(callerOf(ctx))),
@@ -179,11 +225,7 @@ export function sessionResolvers(sessions: Sessions, pool: Pool) {
       }),
     },
     Mutation: {
-      login: gql(async (a: MutationLoginArgs) => {
-        const session = await sessions.login(a.username, a.password);
-        if (!session) throw new UnauthenticatedError('wrong username or password');
-        return session;
-      }),
+      login: gql((a: MutationLoginArgs, ctx) => guardedLogin(sessions, services, a, ctx)),
       refreshSession: gql((a: MutationRefreshSessionArgs) => sessions.refresh(a.refreshToken)),
       logout: gql((a: MutationLogoutArgs, ctx) => sessions.logout(callerOf(ctx), a.refreshToken)),
       createUser: gql((a: MutationCreateUserArgs) => sessions.createUser(a.username, a.password, a.role)),

@@ -192,7 +192,15 @@ describe('the GraphQL doors', () => {
       'mutation { createAlertRule(input: {exchange: "test", symbol: "AAPL", condition: PRICE_ABOVE, threshold: 1}) { id } }',
     );
     expect([rule.status, codeOf(rule.body)]).toEqual([403, 'TM_ERR_FORBIDDEN']);
-    expect(await counts()).toEqual(before);
+    // Nothing changed but the audit log, which records both refusals.
+    expect(await counts()).toEqual({ ...before, audit_log: before.audit_log! + 2 });
+    const { rows } = await sys.db.pool.query(
+      'SELECT actor, role, operation, result FROM audit_log ORDER BY id DESC LIMIT 2',
+    );
+    expect(rows).toEqual([
+      { actor: 'vic', role: 'viewer', operation: 'createAlertRule', result: 'TM_ERR_FORBIDDEN' },
+      { actor: 'vic', role: 'viewer', operation: 'addSymbol', result: 'TM_ERR_FORBIDDEN' },
+    ]);
     // The same token reads and subscribes.
     expect((await gqlHttp(as.viewer, '{ symbols { symbol } }')).body.data).toEqual({
       symbols: [{ symbol: 'AAPL' }],

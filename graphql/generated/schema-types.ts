@@ -456,6 +456,8 @@ export type AlertRule = {
   slackUrl?: Maybe<Scalars['String']['output']>;
   email?: Maybe<Scalars['String']['output']>;
   note?: Maybe<Scalars['String']['output']>;
+  /** The user who created the rule: traders see and change their own rules only, admins all. */
+  owner?: Maybe<Scalars['String']['output']>;
   createdAt: Scalars['String']['output'];
 };
 
