@@ -56,10 +56,15 @@ export async function revokeApiKey(pool: Pool, id: string, owner: string | null)
   return (rowCount ?? 0) > 0;
 }
 
-/** The live key with this secret whose owner is enabled, else null. */
+/**
+ * The live key with this secret whose owner is enabled, else null. Its role is the key's or its
+ * owner's, whichever is lower: demoting a user demotes their keys too.
+ */
 export async function findApiKey(pool: Pool, key: string): Promise<ApiKeyRow | null> {
   const { rows } = await pool.query<ApiKeyRow>(
-    `SELECT k.id, k.name, k.role, k.owner, k.created_at AS "createdAt", k.revoked_at AS "revokedAt"
+    `SELECT k.id, k.name, k.owner, k.created_at AS "createdAt", k.revoked_at AS "revokedAt",
+            (ARRAY['viewer', 'trader', 'admin'])[LEAST(array_position(ARRAY['viewer', 'trader', 'admin'], k.role),
+                                                      array_position(ARRAY['viewer', 'trader', 'admin'], u.role))] AS role
        FROM api_keys k JOIN users u ON u.username = k.owner
       WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled_at IS NULL`,
     [tokenHash(key)],

@@ -70,6 +70,16 @@ describe('API keys', () => {
     expect(await revokeApiKey(db.pool, row.id, null)).toBe(false); // already revoked
   });
 
+  it("act with no more than their owner's role", async () => {
+    await createUser(db.pool, 'hank', 'hank password', 'admin');
+    const { key } = await createApiKey(db.pool, 'hank', 'deploy', 'admin');
+    expect(await findApiKey(db.pool, key)).toMatchObject({ role: 'admin' });
+    await setUserRole(db.pool, 'hank', 'viewer');
+    expect(await findApiKey(db.pool, key)).toMatchObject({ role: 'viewer' });
+    await setUserRole(db.pool, 'hank', 'trader');
+    expect(await findApiKey(db.pool, key)).toMatchObject({ role: 'trader' });
+  });
+
   it('of a disabled owner do not match', async () => {
     await createUser(db.pool, 'erin', 'erin password', 'trader');
     const { key } = await createApiKey(db.pool, 'erin', 'bot', 'trader');
