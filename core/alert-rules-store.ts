@@ -5,9 +5,13 @@
  * the caller first: the evaluator's rule schema lives in analytics/, which core does not import.
  */
 import type pg from 'pg';
-import type { Pool } from './db.ts';
+import { inTransaction, type Pool } from './db.ts';
+import { isSealed } from './secret-box.ts';
 
-/** Where a rule's firings are delivered. The webhook secret is for signing, never for display. */
+/**
+ * Where a rule's firings are delivered. The webhook secret is for signing, never for display;
+ * it is stored sealed (core/secret-box.ts): callers seal it before writing, open it to sign.
+ */
 export interface RuleChannels {
   webhook?: { url: string; secret: string };
   slack?: { url: string };
@@ -30,6 +34,8 @@ export interface AlertRuleSettings {
 
 export interface StoredAlertRule {
   rule: AlertRuleSettings;
+  /** The user who created the rule (null for rules from before users existed). */
+  owner: string | null;
   channels: RuleChannels;
   note: string | null;
   createdAt: Date;
@@ -56,11 +62,12 @@ type RuleRow = Pick<
   enabled: boolean;
   channels: RuleChannels;
   note: string | null;
+  owner: string | null;
   created_at: Date;
 };
 
 const RULE_COLUMNS =
-  'id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled, channels, note, created_at';
+  'id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled, channels, note, owner, created_at';
 
 function ruleOf(r: RuleRow): StoredAlertRule {
   return {
@@ -77,6 +84,7 @@ function ruleOf(r: RuleRow): StoredAlertRule {
     },
     channels: r.channels,
     note: r.note,
+    owner: r.owner,
     createdAt: r.created_at,
   };
 }
@@ -101,14 +109,19 @@ function writeParams(id: string, { rule, channels, note }: AlertRuleWrite): unkn
 /** Rules in creation order; every filter left out (or null) matches all. */
 export async function listAlertRules(
   pool: Pool,
-  filter: { exchange?: string | null; symbol?: string | null; enabled?: boolean | null } = {},
+  filter: {
+    exchange?: string | null;
+    symbol?: string | null;
+    enabled?: boolean | null;
+    owner?: string | null;
+  } = {},
 ): Promise<StoredAlertRule[]> {
   const { rows } = await pool.query<RuleRow>(
     `SELECT ${RULE_COLUMNS} FROM alert_rules
       WHERE ($1::text IS NULL OR exchange = $1) AND ($2::text IS NULL OR symbol = $2)
-        AND ($3::boolean IS NULL OR enabled = $3)
+        AND ($3::boolean IS NULL OR enabled = $3) AND ($4::text IS NULL OR owner = $4)
       ORDER BY created_at, id`,
-    [filter.exchange ?? null, filter.symbol ?? null, filter.enabled ?? null],
+    [filter.exchange ?? null, filter.symbol ?? null, filter.enabled ?? null, filter.owner ?? null],
   );
   return rows.map(ruleOf);
 }
@@ -122,12 +135,13 @@ export async function insertAlertRule(
   pool: Pool,
   id: string,
   write: AlertRuleWrite,
+  owner: string | null = null,
 ): Promise<StoredAlertRule> {
   const { rows } = await pool.query<RuleRow>(
     `INSERT INTO alert_rules (id, exchange, symbol, timeframe, condition, threshold, cooldown_ms, one_time, enabled,
-                              channels, note)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${RULE_COLUMNS}`,
-    writeParams(id, write),
+                              channels, note, owner)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${RULE_COLUMNS}`,
+    [...writeParams(id, write), owner],
   );
   return ruleOf(rows[0]!);
 }
@@ -159,6 +173,14 @@ export async function deleteAlertRule(
   return rows[0] ?? null;
 }
 
+/** Who owns a rule: undefined for no such rule, null for a rule without an owner. */
+export async function readRuleOwner(db: Queryable, ruleId: string): Promise<string | null | undefined> {
+  const { rows } = await db.query<{ owner: string | null }>('SELECT owner FROM alert_rules WHERE id = $1', [
+    ruleId,
+  ]);
+  return rows[0] ? rows[0].owner : undefined;
+}
+
 /** Where a rule's firings go; none for a rule that no longer exists. */
 export async function readRuleChannels(db: Queryable, ruleId: string): Promise<RuleChannels> {
   const { rows } = await db.query<{ channels: RuleChannels }>(
@@ -179,4 +201,27 @@ export async function readRuleDeliveryInfo(
     [[...ruleIds]],
   );
   return new Map(rows.map((r) => [r.id, { channels: r.channels, note: r.note }]));
+}
+
+/**
+ * Seals every webhook secret not yet sealed (`isSealed` false) with `seal`; returns how many
+ * rules changed. Row-locked, so concurrent roles starting up seal each row once.
+ */
+export async function sealWebhookSecrets(pool: Pool, seal: (plaintext: string) => string): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ id: string; secret: string }>(
+      `SELECT id, channels->'webhook'->>'secret' AS secret FROM alert_rules
+        WHERE channels->'webhook'->>'secret' IS NOT NULL FOR UPDATE`,
+    );
+    let changed = 0;
+    for (const r of rows) {
+      if (isSealed(r.secret)) continue;
+      await client.query(
+        `UPDATE alert_rules SET channels = jsonb_set(channels, '{webhook,secret}', to_jsonb($2::text)) WHERE id = $1`,
+        [r.id, seal(r.secret)],
+      );
+      changed++;
+    }
+    return changed;
+  });
 }

@@ -184,6 +184,25 @@ export const configSchema = z
       })
       .strict()
       .default({ batchSize: 1000, flushMs: 50 }),
+    auth: z
+      .object({
+        /** HS256 key of access tokens (TICKMESH_JWT_SECRET); npm start generates one. */
+        jwtSecret: z.string().min(32, 'use at least 32 characters (e.g. `openssl rand -hex 32`)').optional(),
+        /** AES-256-GCM key of secrets at rest (TICKMESH_SECRET_KEY): 64 hex digits or base64. */
+        secretKey: z.string().optional(),
+        accessTtlMs: ms.default(15 * 60_000),
+        refreshTtlMs: ms.default(30 * 24 * 3600_000),
+        /** Created or reset at start-up when adminPassword is set (TICKMESH_ADMIN_USER / _PASSWORD). */
+        adminUser: z.string().default('admin'),
+        adminPassword: z.string().optional(),
+        /** Failed logins of one user before lock-out; each failure before it adds a growing delay. */
+        maxFailuresPerUser: z.number().int().min(1).default(5),
+        /** Failed logins from one address before lock-out. */
+        maxFailuresPerAddress: z.number().int().min(1).default(50),
+        lockoutMs: ms.default(15 * 60_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -235,6 +254,10 @@ const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
       [['nats', 'passwords', p], String],
     ]),
   ),
+  TICKMESH_JWT_SECRET: [['auth', 'jwtSecret'], String],
+  TICKMESH_SECRET_KEY: [['auth', 'secretKey'], String],
+  TICKMESH_ADMIN_USER: [['auth', 'adminUser'], String],
+  TICKMESH_ADMIN_PASSWORD: [['auth', 'adminPassword'], String],
 };
 
 /** The environment variable that carries a NATS principal's password (NATS_PASSWORD_WORKER, …). */

@@ -213,3 +213,28 @@ export class AlreadyStartedError extends TmError {
     super('TM_ERR_ALREADY_STARTED', 500, `${what} was started twice`);
   }
 }
+
+/** A request without valid credentials (no token, a bad or expired one, a revoked key). */
+export class UnauthenticatedError extends TmError {
+  constructor(detail = 'sign in first: send Authorization: Bearer <access token or API key>') {
+    super('TM_ERR_UNAUTHENTICATED', 401, detail);
+  }
+}
+
+/** An authenticated caller whose role (or ownership) does not allow the operation. */
+export class ForbiddenError extends TmError {
+  constructor(detail: string) {
+    super('TM_ERR_FORBIDDEN', 403, detail);
+  }
+}
+
+/** Too many failed logins for a user or an address: refused until the lock-out passes. */
+export class LoginLockedError extends TmError {
+  constructor(retryAfterMs: number) {
+    super(
+      'TM_ERR_LOGIN_LOCKED',
+      429,
+      `too many failed logins: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
+  }
+}

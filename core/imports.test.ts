@@ -96,7 +96,10 @@ describe('folder structure', () => {
 
   it('keeps every production file within 600 lines (one idea a file)', () => {
     const MAX_LINES = 600;
-    const files = FOLDERS.flatMap((folder) => productionFiles(join(ROOT, folder)));
+    // Code generated from the schema (`npm run codegen`) grows with it and is not written by hand.
+    const files = FOLDERS.flatMap((folder) => productionFiles(join(ROOT, folder))).filter(
+      (file) => !file.includes('/generated/'),
+    );
     expect(files.length).toBeGreaterThan(50);
     const long = files
       .map((file) => ({ file: relative(ROOT, file), lines: readFileSync(file, 'utf8').split('\n').length }))

@@ -19,14 +19,18 @@ describe('migrations', () => {
       'alert_deliveries',
       'alert_events',
       'alert_rules',
+      'api_keys',
+      'audit_log',
       'candles',
       'data_quality_metrics',
       'exchanges',
       'indicators',
       'ml_features',
       'pgmigrations',
+      'refresh_tokens',
       'symbols',
       'trades',
+      'users',
     ]);
     expect(await migrate(db.url, testLog)).toEqual([]);
   });

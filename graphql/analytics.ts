@@ -16,7 +16,7 @@ import {
   updateAlertRule,
 } from '../core/alert-rules-store.ts';
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, NotFoundError } from '../core/errors.ts';
+import { BadArgumentError, ForbiddenError, NotFoundError } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
 import {
   type AlertFiringMessage,
@@ -26,6 +26,7 @@ import {
   type Timeframe,
 } from '../core/protocol/index.ts';
 import { assertSymbolExists } from '../core/symbols-store.ts';
+import type { Caller } from './callers.ts';
 import { checkLimit } from './candles.ts';
 import type {
   AlertCondition,
@@ -193,13 +194,14 @@ const ruleInputSchema = z
 export type AlertRuleInput = z.input<typeof ruleInputSchema>;
 
 /** The GraphQL view of a stored rule: secrets are never returned. */
-function ruleOut({ rule, channels, note, createdAt }: StoredAlertRule): AlertRule {
+function ruleOut({ rule, channels, note, owner, createdAt }: StoredAlertRule): AlertRule {
   return {
     ...rule,
     condition: storedCondition(rule.condition),
     webhookUrl: channels.webhook?.url ?? null,
     slackUrl: channels.slack?.url ?? null,
     email: channels.email?.to ?? null,
+    owner,
     note,
     createdAt: createdAt.toISOString(),
   };
@@ -235,39 +237,63 @@ function checkRule(id: string, raw: unknown): AlertRuleWrite {
   return { rule: rule.data, channels, note: i.note ?? null };
 }
 
+/** The write with its webhook secret sealed for storage. */
+function sealed(write: AlertRuleWrite, seal: (plaintext: string) => string): AlertRuleWrite {
+  const webhook = write.channels.webhook;
+  if (!webhook) return write;
+  return { ...write, channels: { ...write.channels, webhook: { ...webhook, secret: seal(webhook.secret) } } };
+}
+
+/** Whose rules a caller may see and change: their own, or every rule for an admin (null). */
+export function ownerScope(caller: Caller): string | null {
+  return caller.role === 'admin' ? null : caller.username;
+}
+
 export class AlertRulesApi {
   constructor(
     private readonly pool: Pool,
     private readonly topo: Topology,
+    /** Encrypts a webhook secret for storage (core/secret-box.ts). */
+    private readonly seal: (plaintext: string) => string,
   ) {}
 
-  async list(exchange?: string | null, symbol?: string | null): Promise<AlertRule[]> {
-    return (await listAlertRules(this.pool, { exchange, symbol })).map(ruleOut);
+  async list(caller: Caller, exchange?: string | null, symbol?: string | null): Promise<AlertRule[]> {
+    return (await listAlertRules(this.pool, { exchange, symbol, owner: ownerScope(caller) })).map(ruleOut);
   }
 
-  async create(input: unknown): Promise<AlertRule> {
+  /** The rule, if the caller may change it; TM_ERR_FORBIDDEN for another user's rule. */
+  private async ownRule(caller: Caller, id: string): Promise<StoredAlertRule | null> {
+    const rule = await readAlertRule(this.pool, id);
+    const scope = ownerScope(caller);
+    if (rule && scope !== null && rule.owner !== scope)
+      throw new ForbiddenError(`alert rule ${JSON.stringify(id)} belongs to another user`);
+    return rule;
+  }
+
+  async create(caller: Caller, input: unknown): Promise<AlertRule> {
     const id = `r-${randomUUID()}`;
     const checked = checkRule(id, input);
     const { rule } = checked;
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
-    const created = await insertAlertRule(this.pool, id, checked);
+    const created = await insertAlertRule(this.pool, id, sealed(checked, this.seal), caller.username);
     this.changed(rule.exchange, rule.symbol);
     return ruleOut(created);
   }
 
-  async update(id: string, input: unknown): Promise<AlertRule> {
+  async update(caller: Caller, id: string, input: unknown): Promise<AlertRule> {
     const checked = checkRule(id, input);
     const { rule } = checked;
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
-    const before = await readAlertRule(this.pool, id);
+    const before = await this.ownRule(caller, id);
     if (!before) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
-    const updated = await updateAlertRule(this.pool, id, checked);
+    const updated = await updateAlertRule(this.pool, id, sealed(checked, this.seal));
     this.changed(before.rule.exchange, before.rule.symbol);
     this.changed(rule.exchange, rule.symbol);
     return ruleOut(updated!);
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(caller: Caller, id: string): Promise<boolean> {
+    if (!(await this.ownRule(caller, id))) return false;
     const deleted = await deleteAlertRule(this.pool, id);
     if (deleted) this.changed(deleted.exchange, deleted.symbol);
     return deleted !== null;
@@ -285,9 +311,11 @@ export class AlertRulesApi {
 
 // ---------------------------------------------------------------- alert events
 
+/** Firings, newest first: of the rules `owner` owns, or of every rule when owner is null. */
 export async function readAlertEvents(
   pool: Pool,
   a: { ruleId?: string | null; exchange?: string | null; symbol?: string | null; limit?: number | null },
+  owner: string | null,
 ): Promise<AlertEvent[]> {
   const limit = checkLimit(a.limit, 100, 1000);
   const { rows } = await pool.query(
@@ -297,8 +325,9 @@ export async function readAlertEvents(
        FROM alert_events e LEFT JOIN alert_deliveries d ON d.event_id = e.id
       WHERE ($1::text IS NULL OR e.rule_id = $1) AND ($2::text IS NULL OR e.exchange = $2)
         AND ($3::text IS NULL OR e.symbol = $3)
+        AND ($5::text IS NULL OR e.rule_id IN (SELECT id FROM alert_rules WHERE owner = $5))
       GROUP BY e.id ORDER BY e.fired_at DESC, e.id LIMIT $4`,
-    [a.ruleId ?? null, a.exchange ?? null, a.symbol ?? null, limit],
+    [a.ruleId ?? null, a.exchange ?? null, a.symbol ?? null, limit, owner],
   );
   return rows.map((r) => ({
     id: r.id,
@@ -325,6 +354,8 @@ export async function readAlertEvents(
 export async function* alertStream(
   hub: TopicHub,
   filter: { exchange?: string | null; symbol?: string | null; ruleId?: string | null },
+  /** Whether the subscriber may see a rule's firings (a trader: their own rules only). */
+  maySee: (ruleId: string) => Promise<boolean> = async () => true,
 ): AsyncGenerator<AlertFiring> {
   const source = hub.subscribe<AlertFiringMessage>(subjects.alertAll, (_subject, data) => {
     const parsed = decodeJson(data);
@@ -335,6 +366,7 @@ export async function* alertStream(
       if (filter.exchange && f.exchange !== filter.exchange) continue;
       if (filter.symbol && f.symbol !== filter.symbol) continue;
       if (filter.ruleId && f.ruleId !== filter.ruleId) continue;
+      if (!(await maySee(f.ruleId))) continue;
       yield {
         id: f.id,
         ruleId: f.ruleId,

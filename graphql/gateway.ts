@@ -7,12 +7,19 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import mercurius from 'mercurius';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { registry } from '../core/metrics.ts';
 import type { Topology } from '../core/nats.ts';
+import { AccessTokens } from './access-tokens.ts';
+import { AuditTrail } from './audit-trail.ts';
+import { authOptions, installRoleChecks } from './auth.ts';
+import { Callers } from './callers.ts';
+import { LoginGuard } from './login-guard.ts';
 import { buildResolvers } from './resolvers.ts';
+import { Sessions } from './sessions.ts';
 import { TopicHub } from './topic-hub.ts';
 
 export const SCHEMA = readFileSync(fileURLToPath(new URL('./schema.graphql', import.meta.url)), 'utf8');
@@ -23,6 +30,8 @@ export interface GatewayDeps {
   pool: Pool;
   topo: Topology;
   log: Logger;
+  /** Token issue and expiry time (default: the system clock). */
+  clock?: Clock;
 }
 
 function plugin(name: string, fn: FastifyPluginAsync): FastifyPluginAsync {
@@ -55,10 +64,18 @@ export const opsPlugin = (deps: Pick<GatewayDeps, 'pool' | 'topo'>) =>
 
 export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
   plugin('tickmesh-graphql', async (app) => {
+    const clock = deps.clock ?? systemClock;
+    const tokens = new AccessTokens(deps.cfg.auth.jwtSecret, deps.cfg.auth.accessTtlMs, clock);
+    const sessions = new Sessions(deps.pool, tokens, deps.cfg.auth.refreshTtlMs);
+    const trail = new AuditTrail(deps.pool, deps.log);
+    const services = { guard: new LoginGuard(deps.cfg.auth), trail, clock };
+    const auth = authOptions(new Callers(deps.pool, tokens), clock);
     await app.register(mercurius, {
       schema: SCHEMA,
-      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub }),
+      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions, services }),
+      context: auth.context,
       subscription: {
+        ...auth.subscription,
         // Bounded per-connection pressure is handled by TopicHub; keep mercurius' own queue small too.
         fullWsTransport: false,
       },
@@ -66,6 +83,7 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
       graphiql: false,
       path: '/graphql',
     });
+    installRoleChecks(app, trail);
   });
 
 export const uiPlugin = (uiDir: string) =>

@@ -1,9 +1,9 @@
 /** GraphQL resolvers: argument validation with clear errors, then Postgres, KV or NATS. */
 import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
-import mercurius from 'mercurius';
+import { readRuleOwner } from '../core/alert-rules-store.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
-import { TmError, UnknownTimeframeError } from '../core/errors.ts';
+import { ConfigError, UnknownTimeframeError } from '../core/errors.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
@@ -20,16 +20,19 @@ import {
   type Timeframe,
   validateBar,
 } from '../core/protocol/index.ts';
+import { parseSecretKey, sealSecret } from '../core/secret-box.ts';
 import { addSymbol, assertSymbolExists, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
 import {
   AlertRulesApi,
   alertStream,
+  ownerScope,
   readAlertEvents,
   readFeatures,
   readLatestFeatures,
   readQuality,
 } from './analytics.ts';
 import { candleOfBar, checkLimit, parseTime, readCandles } from './candles.ts';
+import { gql } from './coded.ts';
 import type { Resolvers } from './generated/resolvers-types.ts';
 import type {
   ActorHealth as ActorHealthOut,
@@ -49,6 +52,7 @@ import type {
   SubscriptionAlertsArgs,
   SubscriptionCandlesArgs,
 } from './generated/schema-types.ts';
+import { callerOf, type SessionServices, type Sessions, sessionResolvers } from './sessions.ts';
 import type { TopicHub } from './topic-hub.ts';
 
 export interface ResolverDeps {
@@ -56,18 +60,8 @@ export interface ResolverDeps {
   topo: Topology;
   cfg: Config;
   hub: TopicHub;
-}
-
-/** Turns our errors into GraphQL errors carrying `extensions.code`. */
-function gql<A, R>(fn: (args: A) => Promise<R>): (root: unknown, args: A) => Promise<R> {
-  return async (_root, args) => {
-    try {
-      return await fn(args);
-    } catch (e) {
-      if (e instanceof TmError) throw new mercurius.ErrorWithProps(e.message, { code: e.code }, e.status);
-      throw e;
-    }
-  };
+  sessions: Sessions;
+  services: SessionServices;
 }
 
 /** `JSON`: any JSON value, passed through as is (feature rows). */
@@ -79,12 +73,17 @@ const jsonScalar = new GraphQLScalarType({
   parseLiteral: (ast) => valueFromASTUntyped(ast),
 });
 
+function need(value: string | undefined, what: string): string {
+  if (!value) throw new ConfigError(`${what} must be set for the gateway`);
+  return value;
+}
+
 function timeframeOf(tf: string): Timeframe {
   if (!isTimeframe(tf)) throw new UnknownTimeframeError(tf, TIMEFRAMES);
   return tf;
 }
 
-export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolvers {
+export function buildResolvers({ pool, topo, cfg, hub, sessions, services }: ResolverDeps): Resolvers {
   async function assertSymbol(exchange: string, symbol: string): Promise<void> {
     encodeSymbol(symbol); // validates length and shape with a clear error
     await assertSymbolExists(pool, exchange, symbol);
@@ -111,10 +110,15 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolver
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  const rules = new AlertRulesApi(pool, topo);
+  const secretKey = parseSecretKey(
+    need(cfg.auth.secretKey, 'TICKMESH_SECRET_KEY (the key webhook secrets are encrypted with)'),
+  );
+  const rules = new AlertRulesApi(pool, topo, (secret) => sealSecret(secretKey, secret));
 
+  const auth = sessionResolvers(sessions, pool, services);
   return {
     Query: {
+      ...auth.Query,
       exchanges: gql(
         async () => (await pool.query('SELECT id, name, kind, enabled FROM exchanges ORDER BY id')).rows,
       ),
@@ -146,18 +150,21 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolver
         await assertSymbol(a.exchange, a.symbol);
         return readLatestFeatures(topo, a.exchange, a.symbol, timeframe);
       }),
-      alertRules: gql((a: QueryAlertRulesArgs) => rules.list(a.exchange, a.symbol)),
-      alertEvents: gql((a: QueryAlertEventsArgs) => readAlertEvents(pool, a)),
+      alertRules: gql((a: QueryAlertRulesArgs, ctx) => rules.list(callerOf(ctx), a.exchange, a.symbol)),
+      alertEvents: gql((a: QueryAlertEventsArgs, ctx) => readAlertEvents(pool, a, ownerScope(callerOf(ctx)))),
     },
     Mutation: {
+      ...auth.Mutation,
       addSymbol: gql((a: MutationAddSymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
       setSymbolActive: gql((a: MutationSetSymbolActiveArgs) =>
         setSymbolActive(pool, a.exchange, a.symbol, a.active),
       ),
       // The input is validated again by the rules API (strict, with the evaluator's own schema).
-      createAlertRule: gql((a: MutationCreateAlertRuleArgs) => rules.create(a.input)),
-      updateAlertRule: gql((a: MutationUpdateAlertRuleArgs) => rules.update(a.id, a.input)),
-      deleteAlertRule: gql((a: MutationDeleteAlertRuleArgs) => rules.delete(a.id)),
+      createAlertRule: gql((a: MutationCreateAlertRuleArgs, ctx) => rules.create(callerOf(ctx), a.input)),
+      updateAlertRule: gql((a: MutationUpdateAlertRuleArgs, ctx) =>
+        rules.update(callerOf(ctx), a.id, a.input),
+      ),
+      deleteAlertRule: gql((a: MutationDeleteAlertRuleArgs, ctx) => rules.delete(callerOf(ctx), a.id)),
     },
     Subscription: {
       candles: {
@@ -178,7 +185,17 @@ export function buildResolvers({ pool, topo, cfg, hub }: ResolverDeps): Resolver
         resolve: (bar: Bar) => candleOfBar(bar),
       },
       alerts: {
-        subscribe: gql(async (a: SubscriptionAlertsArgs) => alertStream(hub, a)),
+        subscribe: gql(async (a: SubscriptionAlertsArgs, ctx) => {
+          const owner = ownerScope(callerOf(ctx));
+          const seen = new Map<string, boolean>();
+          // A trader sees the firings of their own rules only (owners looked up once per rule).
+          const maySee = async (ruleId: string) => {
+            if (owner === null) return true;
+            if (!seen.has(ruleId)) seen.set(ruleId, (await readRuleOwner(pool, ruleId)) === owner);
+            return seen.get(ruleId)!;
+          };
+          return alertStream(hub, a, maySee);
+        }),
         resolve: (firing: AlertFiring) => firing,
       },
     },

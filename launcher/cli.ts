@@ -2,6 +2,7 @@
  * tickmesh <role>: one entry point for every process role (DESIGN.md "Processes").
  */
 
+import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { loadConfig } from '../core/config.ts';
 import { createPool } from '../core/db.ts';
@@ -10,7 +11,16 @@ import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectAs } from '../core/nats.ts';
+import { revokeUserRefreshTokens } from '../core/refresh-tokens-store.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
+import {
+  createUser,
+  disableUser,
+  listUsers,
+  resetPassword,
+  setUserRole,
+  type UserRow,
+} from '../core/users-store.ts';
 import { natsCliCommand, startDev } from './dev.ts';
 import { formatInspection, inspect } from './inspect.ts';
 import { errorText } from './preflight.ts';
@@ -87,6 +97,9 @@ program
       '',
       'tickmesh is running',
       `  dashboard   ${sys.gatewayUrl}/`,
+      sys.generatedAdmin
+        ? `  sign in     user ${sys.generatedAdmin.user}, password ${sys.generatedAdmin.password}   (kept in ${sys.generatedAdmin.file}; TICKMESH_ADMIN_PASSWORD sets your own)`
+        : `  sign in     user ${cfg.auth.adminUser}, the password in TICKMESH_ADMIN_PASSWORD`,
       `  graphql     ${sys.gatewayUrl}/graphql   (graphql-ws on the same path)`,
       `  metrics     ${sys.gatewayUrl}/metrics`,
       `  nats        ${sys.natsUrl}`,
@@ -210,6 +223,63 @@ for (const [name, active] of [
   symbols.command(`${name} <exchange> <symbol...>`).action((exchange: string, list: string[]) =>
     withDatabase(async (pool) => {
       for (const s of list) printRows([await setSymbolActive(pool, exchange, s, active)]);
+    }),
+  );
+
+function printUsers(rows: UserRow[]): void {
+  process.stdout.write(
+    rows
+      .map(
+        (u) =>
+          `${u.username}\t${u.role}\t${u.disabledAt ? 'disabled' : 'enabled'}\t${u.createdAt.toISOString()}\n`,
+      )
+      .join(''),
+  );
+}
+
+/** The password from --password, else the first line of stdin (so it stays out of shell history). */
+async function passwordOf(opts: { password?: string }): Promise<string> {
+  if (opts.password) return opts.password;
+  if (process.stdin.isTTY) process.stderr.write('password: ');
+  for await (const line of createInterface({ input: process.stdin })) return line;
+  throw new ConfigError('no password: pass --password or one line on stdin');
+}
+
+const users = program
+  .command('users')
+  .description('who may use the API, and their roles (viewer, trader, admin)');
+users.command('list').action(() => withDatabase(async (pool) => printUsers(await listUsers(pool))));
+users
+  .command('add <username> <role>')
+  .description('add a user (role: viewer, trader or admin); the password is read from stdin')
+  .option('--password <password>', 'the password (else read from stdin)')
+  .action((username: string, role: string, opts: { password?: string }) =>
+    withDatabase(async (pool) =>
+      printUsers([await createUser(pool, username, await passwordOf(opts), role)]),
+    ),
+  );
+users
+  .command('set-role <username> <role>')
+  .action((username: string, role: string) =>
+    withDatabase(async (pool) => printUsers([await setUserRole(pool, username, role)])),
+  );
+users
+  .command('disable <username>')
+  .description('disable a user: logins and refreshes stop at once, access tokens within their lifetime')
+  .action((username: string) =>
+    withDatabase(async (pool) => {
+      printUsers([await disableUser(pool, username)]);
+      await revokeUserRefreshTokens(pool, username);
+    }),
+  );
+users
+  .command('reset-password <username>')
+  .description("set a user's password (read from stdin) and end their sessions")
+  .option('--password <password>', 'the password (else read from stdin)')
+  .action((username: string, opts: { password?: string }) =>
+    withDatabase(async (pool) => {
+      printUsers([await resetPassword(pool, username, await passwordOf(opts))]);
+      await revokeUserRefreshTokens(pool, username);
     }),
   );
 

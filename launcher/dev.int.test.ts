@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STAGE_ROOT } from '../launcher/postgres-placement.ts';
 import { clonePrivately, type PrivateClone } from '../test/support/clone.ts';
-import { gql } from '../test/support/graphql.ts';
+import { type Api, gql, signIn } from '../test/support/graphql.ts';
 import { eventually } from '../test/support/infra.ts';
 import { type RoleProcess, spawnRole } from '../test/support/processes.ts';
 
@@ -30,7 +30,14 @@ function devEnv(): Record<string, string> {
   return env;
 }
 
-async function startDevProcess(): Promise<{ proc: RoleProcess; base: string }> {
+/** Signs in with the admin password the banner printed (npm start generated it on first start). */
+async function signInFromBanner(proc: RoleProcess, base: string): Promise<Api> {
+  const m = proc.output().match(/sign in\s+user (\S+), password (\S+)/);
+  if (!m) throw new Error(`no sign-in line in the banner:\n${proc.output()}`);
+  return signIn(base, m[1], m[2]);
+}
+
+async function startDevProcess(): Promise<{ proc: RoleProcess; base: string; api: Api }> {
   const proc = spawnRole('dev', devEnv(), { group: true, project: clone.project });
   running.push(proc);
   const base = await eventually(
@@ -45,13 +52,13 @@ async function startDevProcess(): Promise<{ proc: RoleProcess; base: string }> {
   });
   const pgData = proc.output().match(/pg data\s+(\S+)/)?.[1];
   if (pgData?.startsWith(STAGE_ROOT)) clusters.add(dirname(pgData));
-  return { proc, base };
+  return { proc, base, api: await signInFromBanner(proc, base) };
 }
 
-async function allRunning(base: string): Promise<string[]> {
+async function allRunning(api: Api): Promise<string[]> {
   return eventually(
     async () => {
-      const r = await gql<{ actors: { id: string; status: string }[] }>(base, '{ actors { id status } }');
+      const r = await gql<{ actors: { id: string; status: string }[] }>(api, '{ actors { id status } }');
       const ids = r.data?.actors.filter((a) => a.status === 'running').map((a) => a.id) ?? [];
       return ids.length === 8 ? ids : null;
     },
@@ -82,7 +89,7 @@ describe('tickmesh dev', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<div id="app">');
     const symbols = await gql<{ symbols: { symbol: string }[] }>(
-      first.base,
+      first.api,
       '{ symbols { exchange symbol } }',
     );
     expect(symbols.data?.symbols.map((s) => s.symbol).sort()).toEqual([
@@ -92,7 +99,7 @@ describe('tickmesh dev', () => {
       'MSFT',
       'SOL/USDT',
     ]);
-    expect(await allRunning(first.base)).toEqual([
+    expect(await allRunning(first.api)).toEqual([
       'alerts.dispatcher',
       'exchange.sim',
       'symbol.sim.AAPL',
@@ -106,8 +113,8 @@ describe('tickmesh dev', () => {
     expect(await first.proc.kill('SIGKILL')).toBeNull();
     const second = await startDevProcess();
     expect(clusters.size).toBeLessThanOrEqual(1); // the same cluster again
-    await allRunning(second.base);
-    const symbols2 = await gql<{ symbols: unknown[] }>(second.base, '{ symbols { symbol } }');
+    await allRunning(second.api);
+    const symbols2 = await gql<{ symbols: unknown[] }>(second.api, '{ symbols { symbol } }');
     expect(symbols2.data?.symbols).toHaveLength(5);
 
     // Ctrl-C: the terminal signals the whole process group, and npm/tsx relay it once more. The

@@ -7,9 +7,12 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../core/config.ts';
+import { createPool } from '../core/db.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { enableDefaultMetrics } from '../core/metrics.ts';
 import { type NatsCredential, natsCredential } from '../core/nats.ts';
+import { ensureFirstAdmin } from './auth-setup.ts';
+import { type DevSecrets, devSecrets } from './dev-secrets.ts';
 import { type EmbeddedNats, startNatsServer } from './embedded-nats.ts';
 import { type EmbeddedDb, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { checkDatabaseUrl, checkGatewayPort, checkNatsUrl, gatewayPortTaken } from './preflight.ts';
@@ -32,14 +35,29 @@ export interface DevSystem {
   databaseUrl: string;
   /** The embedded PostgreSQL's cluster folder (null with DATABASE_URL). */
   databaseDir: string | null;
+  /** The first admin's generated password and its file (null with TICKMESH_ADMIN_PASSWORD). */
+  generatedAdmin: DevSecrets['generatedAdmin'];
   stop(): Promise<void>;
 }
 
-export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logger): Promise<DevSystem> {
-  const base = loadConfig(env);
+/** Creates the generated first admin unless that user exists (a changed password stays). */
+async function firstAdmin(databaseUrl: string, admin: NonNullable<DevSecrets['generatedAdmin']>) {
+  const pool = createPool(databaseUrl, 1);
+  try {
+    await ensureFirstAdmin(pool, admin.user, admin.password);
+  } finally {
+    await pool.end();
+  }
+}
+
+export async function startDev(
+  processEnv: NodeJS.ProcessEnv = process.env,
+  log?: Logger,
+): Promise<DevSystem> {
+  const dataDir = processEnv.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
+  const base = loadConfig(processEnv);
   const logger = log ?? createLogger(base.logLevel, { app: 'tickmesh' });
   enableDefaultMetrics();
-  const dataDir = env.TICKMESH_DATA_DIR || join(PROJECT_ROOT, '.data');
   let nats: EmbeddedNats | null = null;
   let db: EmbeddedDb | null = null;
   const roles: RoleHandle[] = [];
@@ -52,6 +70,9 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
   await checkGatewayPort(base.gateway.port, base.gateway.host);
   if (base.nats.url) await checkNatsUrl(base.nats.url, natsCredential(base, 'supervisor'));
   if (base.database.url) await checkDatabaseUrl(base.database.url);
+  // Only a set-up that can start writes anything into the data folder.
+  const secrets = devSecrets(dataDir, processEnv);
+  const env = { ...processEnv, ...secrets.env };
   try {
     if (!base.nats.url) nats = await startNatsServer(join(dataDir, 'nats'), logger);
     if (!base.database.url) db = await startEmbeddedPostgres(join(dataDir, 'postgres'), logger);
@@ -63,6 +84,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
       worker: { id: base.worker.id ?? 'dev' },
     });
     await runMigrate(cfg, logger);
+    if (secrets.generatedAdmin) await firstAdmin(cfg.database.url!, secrets.generatedAdmin);
     // Order matters for shutdown (reverse): the worker flushes before the supervisor leaves.
     const supervisor = await startSupervisorRole(cfg, logger);
     roles.push(supervisor);
@@ -78,6 +100,7 @@ export async function startDev(env: NodeJS.ProcessEnv = process.env, log?: Logge
       natsOperator: natsCredential(cfg, 'operator'),
       databaseUrl: cfg.database.url!,
       databaseDir: db?.dataDir ?? null,
+      generatedAdmin: secrets.generatedAdmin,
       stop,
     };
   } catch (e) {

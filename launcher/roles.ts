@@ -22,6 +22,7 @@ import type { NatsPrincipal } from '../core/nats-permissions.ts';
 import { ACTOR_KINDS, type ActorKind, SERVICES } from '../core/protocol/index.ts';
 import { buildGateway } from '../graphql/gateway.ts';
 import { ClusterSupervisor } from '../supervisor/supervisor.ts';
+import { prepareAuth } from './auth-setup.ts';
 
 export interface RoleHandle {
   name: string;
@@ -103,6 +104,7 @@ async function openRuntime(
   const nc = topo.nc;
   const pool = createPool(dbUrl, cfg.database.poolMax);
   await waiting.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
+  await prepareAuth(pool, cfg, log.child({ role }));
   return {
     topo,
     pool,

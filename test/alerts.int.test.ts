@@ -34,8 +34,9 @@ import {
   subjects,
   type Trade,
 } from '../core/protocol/index.ts';
+import { parseSecretKey, sealSecret } from '../core/secret-box.ts';
 import { type RoleHandle, startWorkerRole } from '../launcher/roles.ts';
-import { eventually, testLog, topology } from './support/infra.ts';
+import { eventually, TEST_AUTH, testLog, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades } from './support/trades.ts';
 
@@ -381,7 +382,10 @@ describe('alerts end to end', () => {
     // Rules go in while the symbol actor runs; the control message makes it load them.
     await eventually(async () => (await health(topo))?.status === 'running', 'symbol actor running');
     expect((await health(topo))?.detail?.alertRules).toBe(0);
-    for (const r of RULES)
+    // Half the rules hold their webhook secret sealed, as stored today; half in plaintext, as
+    // stored before secrets were encrypted. Every signature below must verify either way.
+    const key = parseSecretKey(TEST_AUTH.secretKey);
+    for (const [i, r] of RULES.entries())
       await db.pool.query(
         `INSERT INTO alert_rules (id, exchange, symbol, condition, threshold, one_time, enabled, channels)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -393,7 +397,12 @@ describe('alerts end to end', () => {
           r.threshold,
           r.oneTime ?? false,
           r.enabled ?? true,
-          { webhook: { url: `${hook.url}/hook/${r.id}/${r.hook}`, secret: secretOf(r.id) } },
+          {
+            webhook: {
+              url: `${hook.url}/hook/${r.id}/${r.hook}`,
+              secret: i % 2 ? sealSecret(key, secretOf(r.id)) : secretOf(r.id),
+            },
+          },
         ],
       );
     topo.nc.publish(subjects.rulesChanged(EX, SYM));

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../actors/alerts/delivery.ts';
 import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Trade } from '../core/protocol/index.ts';
-import { collect, gql, wsClient } from './support/graphql.ts';
+import { type Api, collect, gql, signIn, wsClient } from './support/graphql.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades, syntheticTrades } from './support/trades.ts';
@@ -23,6 +23,8 @@ const START = Date.UTC(2024, 0, 3, 0, 0, 0);
 describe('analytics over GraphQL', () => {
   let sys: TestSystem;
   let base: string;
+  /** Signed in as the test admin: every GraphQL door needs a token. */
+  let api: Api;
   let hook: Server;
   let hookUrl: string;
   const received: { body: string; valid: boolean }[] = [];
@@ -45,6 +47,7 @@ describe('analytics over GraphQL', () => {
     hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
     sys = await startSystem({ exchange: { id: EX, symbols: [SYM] } });
     base = sys.base;
+    api = await signIn(base);
   });
 
   afterAll(async () => {
@@ -54,7 +57,7 @@ describe('analytics over GraphQL', () => {
 
   it('refuses bad alert rules with clear errors', async () => {
     const create = (input: Record<string, unknown>) =>
-      gql(base, 'mutation($i: AlertRuleInput!) { createAlertRule(input: $i) { id } }', { i: input });
+      gql(api, 'mutation($i: AlertRuleInput!) { createAlertRule(input: $i) { id } }', { i: input });
     const code = (r: Awaited<ReturnType<typeof create>>) => r.errors?.[0]?.extensions?.code;
     const ok = { exchange: EX, symbol: SYM, condition: 'PRICE_ABOVE', threshold: 100 };
     expect(code(await create({ ...ok, symbol: 'NOPE/USDT' }))).toBe('TM_ERR_UNKNOWN_SYMBOL');
@@ -68,11 +71,11 @@ describe('analytics over GraphQL', () => {
     );
     expect((await create({ ...ok, condition: 'NOT_A_CONDITION' })).errors?.length).toBe(1);
     const upd = await gql(
-      base,
+      api,
       'mutation { updateAlertRule(id: "r-none", input: {exchange: "test", symbol: "ETH/USDT", condition: PRICE_BELOW, threshold: 1}) { id } }',
     );
     expect(upd.errors?.[0]?.extensions?.code).toBe('TM_ERR_NOT_FOUND');
-    expect((await gql(base, 'mutation { deleteAlertRule(id: "r-none") }')).data).toEqual({
+    expect((await gql(api, 'mutation { deleteAlertRule(id: "r-none") }')).data).toEqual({
       deleteAlertRule: false,
     });
   });
@@ -83,7 +86,7 @@ describe('analytics over GraphQL', () => {
     // A rule that fires when the price first climbs above the running level halfway through.
     const level = trades[2000]!.px * 1.002;
     const rule = await gql<{ createAlertRule: { id: string; webhookUrl: string } }>(
-      base,
+      api,
       `mutation($i: AlertRuleInput!) { createAlertRule(input: $i) { id webhookUrl condition threshold } }`,
       {
         i: {
@@ -101,12 +104,12 @@ describe('analytics over GraphQL', () => {
     expect(rule.data!.createAlertRule.webhookUrl).toBe(hookUrl);
     expect(high).toBeGreaterThan(level);
     const listed = await gql<{ alertRules: { id: string }[] }>(
-      base,
+      api,
       `{ alertRules(exchange: "test") { id } }`,
     );
     expect(listed.data?.alertRules.map((r) => r.id)).toEqual([ruleId]);
 
-    const ws = wsClient(base);
+    const ws = wsClient(api);
     const live = collect<{ ruleId: string; condition: string }>(
       ws,
       `subscription { alerts(exchange: "test") { id ruleId condition value barTime closedBar } }`,
@@ -118,7 +121,7 @@ describe('analytics over GraphQL', () => {
     );
     // Rules load at actor start and on the change message; give the actor the new rule first.
     await eventually(async () => {
-      const r = await gql<{ actors: { id: string; status: string }[] }>(base, '{ actors { id status } }');
+      const r = await gql<{ actors: { id: string; status: string }[] }>(api, '{ actors { id status } }');
       return r.data?.actors.some((a) => a.id === 'symbol.test.ETH-USDT' && a.status === 'running') ?? false;
     }, 'symbol actor running');
 
@@ -134,7 +137,7 @@ describe('analytics over GraphQL', () => {
       const r = await gql<{
         candles: { timeMs: number; close: number; indicators: { rsi14: number | null } | null }[];
       }>(
-        base,
+        api,
         `{ candles(exchange: "test", symbol: "ETH/USDT", timeframe: "1m", from: "${START}", limit: 5000) {
              timeMs close indicators { rsi14 macd { macd signal histogram } bollinger { upper middle lower }
              sma20 ema12 vwap stochastic { k d } atr14 adx { adx plusDI minusDI } volumeSma20 } } }`,
@@ -152,7 +155,7 @@ describe('analytics over GraphQL', () => {
       const r = await gql<{
         features: { timeMs: number; featureVersion: number; values: Record<string, unknown> }[];
       }>(
-        base,
+        api,
         `{ features(exchange: "test", symbol: "ETH/USDT", timeframe: "1m", from: "${START}", limit: 5000) {
              timeMs featureVersion values } }`,
       );
@@ -163,7 +166,7 @@ describe('analytics over GraphQL', () => {
     expect(feats[5]!.values.ret5).toBeCloseTo(want[5]!.c / want[0]!.c - 1, 12);
     expect(feats[0]!.values.ret1).toBeNull();
     const latest = await gql<{ latestFeatures: { timeMs: number; values: Record<string, unknown> } | null }>(
-      base,
+      api,
       `{ latestFeatures(exchange: "test", symbol: "ETH/USDT", timeframe: "1m") { timeMs featureVersion values } }`,
     );
     expect(latest.data?.latestFeatures?.timeMs).toBe(want.at(-1)!.t);
@@ -172,7 +175,7 @@ describe('analytics over GraphQL', () => {
     // feature row: wait for them.
     const quality = await eventually(async () => {
       const r = await gql<{ quality: { score: number; trades: number; accepted: number } }>(
-        base,
+        api,
         `{ quality(exchange: "test", symbol: "ETH/USDT", minutes: 10080) { score trades accepted checks { check quarantined flagged } updatedAt } }`,
       );
       return (r.data?.quality.trades ?? 0) > 3000 ? r : null;
@@ -189,10 +192,7 @@ describe('analytics over GraphQL', () => {
           ruleId: string;
           deliveries: { channel: string; status: string; attempts: number }[];
         }[];
-      }>(
-        base,
-        `{ alertEvents(exchange: "test") { id ruleId value deliveries { channel status attempts } } }`,
-      );
+      }>(api, `{ alertEvents(exchange: "test") { id ruleId value deliveries { channel status attempts } } }`);
       const e = r.data?.alertEvents ?? [];
       return e.length === 1 && e[0]!.deliveries[0]?.status === 'delivered' ? e : null;
     }, 'alert delivered');
@@ -204,7 +204,7 @@ describe('analytics over GraphQL', () => {
     live.dispose();
     await ws.dispose();
 
-    const del = await gql(base, `mutation { deleteAlertRule(id: "${ruleId}") }`);
+    const del = await gql(api, `mutation { deleteAlertRule(id: "${ruleId}") }`);
     expect(del.data).toEqual({ deleteAlertRule: true });
   });
 });

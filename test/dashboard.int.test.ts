@@ -5,6 +5,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, openDashboard, readProbe, waitForLiveChart } from './browser/chromium.ts';
+import { signIn } from './support/graphql.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 
 describe('dashboard in Chromium', () => {
@@ -35,7 +36,13 @@ describe('dashboard in Chromium', () => {
   });
 
   it('shows history, then live candles, and follows a timeframe switch', async () => {
-    const page = await openDashboard(browser, `${sys.base}/?exchange=sim&symbol=BTC%2FUSDT&timeframe=1m`);
+    // The page has no login yet (issue 12): the test signs in and hands it the token.
+    const { token } = await signIn(sys.base);
+    const page = await openDashboard(
+      browser,
+      `${sys.base}/?exchange=sim&symbol=BTC%2FUSDT&timeframe=1m`,
+      token,
+    );
     const probe = await waitForLiveChart(page, 3, 20_000);
     expect(probe.series).toBe('sim:BTC/USDT:1m');
     expect(probe.candlesLoaded).toBeGreaterThanOrEqual(60);

@@ -4,22 +4,25 @@
  * every GraphQL subscriber.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, gql, wsClient } from './support/graphql.ts';
+import { type Api, collect, gql, signIn, wsClient } from './support/graphql.ts';
 import { eventually } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 
 describe('gateway', () => {
   let sys: TestSystem;
   let base: string;
+  /** Signed in as the test admin: every GraphQL door needs a token. */
+  let api: Api;
 
   beforeAll(async () => {
     sys = await startSystem({ exchange: { id: 'test', symbols: ['AAPL'] } });
     base = sys.base;
+    api = await signIn(base);
   });
 
   afterAll(async () => sys?.stop());
 
-  const candles = (args: string) => gql(base, `{ candles(${args}) { time } }`);
+  const candles = (args: string) => gql(api, `{ candles(${args}) { time } }`);
   const code = (r: Awaited<ReturnType<typeof gql>>) => r.errors?.[0]?.extensions?.code;
 
   it.each([
@@ -44,7 +47,7 @@ describe('gateway', () => {
   });
 
   it('rejects a query that is not valid GraphQL with a GraphQL error, not a crash', async () => {
-    const r = await gql(base, '{ candles(exchange: 1) { nope } }');
+    const r = await gql(api, '{ candles(exchange: 1) { nope } }');
     expect(r.errors?.length).toBeGreaterThan(0);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
@@ -52,14 +55,14 @@ describe('gateway', () => {
   it('starts a symbol actor within 5 s of addSymbol and stops it within 5 s of deactivation', async () => {
     const actorIds = async () =>
       (
-        (await gql<{ actors: { id: string; status: string }[] }>(base, '{ actors { id status } }')).data
+        (await gql<{ actors: { id: string; status: string }[] }>(api, '{ actors { id status } }')).data
           ?.actors ?? []
       )
         .filter((a) => a.status === 'running')
         .map((a) => a.id);
     await eventually(async () => (await actorIds()).includes('symbol.test.AAPL'), 'AAPL actor');
     const added = await gql(
-      base,
+      api,
       'mutation { addSymbol(exchange: "test", symbol: "BRK-B") { exchange symbol active } }',
     );
     expect(added.data).toEqual({ addSymbol: { exchange: 'test', symbol: 'BRK-B', active: true } });
@@ -67,7 +70,7 @@ describe('gateway', () => {
     await eventually(async () => (await actorIds()).includes('symbol.test.BRK=2DB'), 'BRK-B actor', 5000);
     expect(Date.now() - t0).toBeLessThan(5000);
     const off = await gql(
-      base,
+      api,
       'mutation { setSymbolActive(exchange: "test", symbol: "BRK-B", active: false) { active } }',
     );
     expect(off.data).toEqual({ setSymbolActive: { active: false } });
@@ -76,12 +79,12 @@ describe('gateway', () => {
       'BRK-B actor gone',
       5000,
     );
-    const bad = await gql(base, 'mutation { addSymbol(exchange: "nowhere", symbol: "X") { symbol } }');
+    const bad = await gql(api, 'mutation { addSymbol(exchange: "nowhere", symbol: "X") { symbol } }');
     expect(code(bad)).toBe('TM_ERR_UNKNOWN_EXCHANGE');
   });
 
   it('shares one NATS subscription per topic among all GraphQL subscribers', async () => {
-    const clients = [wsClient(base), wsClient(base), wsClient(base)];
+    const clients = [wsClient(api), wsClient(api), wsClient(api)];
     const q = 'subscription { candles(exchange: "test", symbol: "AAPL", timeframe: "5m") { time } }';
     const subs = clients.map((c) => collect(c, q));
     const metric = async (name: string) => {

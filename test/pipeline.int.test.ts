@@ -8,7 +8,7 @@ import { barsFromTrades } from '../analytics/bar-builder.ts';
 import type { Config } from '../core/config.ts';
 import type { Topology } from '../core/nats.ts';
 import { type Bar, encodeJson, stateKeys, subjects, type Timeframe } from '../core/protocol/index.ts';
-import { collect, gql, wsClient } from './support/graphql.ts';
+import { type Api, collect, gql, signIn, wsClient } from './support/graphql.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades, syntheticTrades } from './support/trades.ts';
@@ -58,10 +58,13 @@ describe('pipeline end to end', () => {
   let db: TestSystem['db'];
   let cfg: Config;
   let base: string;
+  /** Signed in as the test admin: every GraphQL door needs a token. */
+  let api: Api;
 
   beforeAll(async () => {
     sys = await startSystem({ exchange: { id: 'test', symbols: ['BTC/USDT', 'BRK.B'] } });
     ({ db, cfg, base } = sys);
+    api = await signIn(base);
   });
 
   afterAll(async () => sys?.stop());
@@ -77,21 +80,21 @@ describe('pipeline end to end', () => {
 
   async function actorHealth(id: string) {
     const r = await gql<{ actors: { id: string; status: string; restarts: number }[] }>(
-      base,
+      api,
       '{ actors { id status restarts } }',
     );
     return r.data?.actors.find((a) => a.id === id);
   }
 
   it('lists symbols and shows every desired actor running', async () => {
-    const symbols = await gql<{ symbols: unknown[] }>(base, '{ symbols { exchange symbol active } }');
+    const symbols = await gql<{ symbols: unknown[] }>(api, '{ symbols { exchange symbol active } }');
     expect(symbols.data?.symbols).toEqual([
       { exchange: 'test', symbol: 'BRK.B', active: true },
       { exchange: 'test', symbol: 'BTC/USDT', active: true },
     ]);
     const ids = await eventually(async () => {
       const r = await gql<{ actors: { id: string; status: string }[] }>(
-        base,
+        api,
         '{ actors { id kind status restarts } }',
       );
       const running = r.data?.actors.filter((a) => a.status === 'running').map((a) => a.id) ?? [];
@@ -101,7 +104,7 @@ describe('pipeline end to end', () => {
   });
 
   it('turns trades with past timestamps into closed bars, over GraphQL and a subscription', async () => {
-    const ws = wsClient(base);
+    const ws = wsClient(api);
     const sub = collect<CandleRow>(
       ws,
       'subscription { candles(exchange: "test", symbol: "BTC/USDT", timeframe: "1m") { timeMs open high low close volume trades gap closed revision } }',
@@ -131,7 +134,7 @@ describe('pipeline end to end', () => {
 
     for (const tf of ['1m', '5m', '15m', '1h', '4h'] as const) {
       const rows = await eventually(async () => {
-        const r = await gql<{ candles: CandleRow[] }>(base, CANDLES, { tf, from: String(START) });
+        const r = await gql<{ candles: CandleRow[] }>(api, CANDLES, { tf, from: String(START) });
         return r.data && r.data.candles.length >= want[tf].length ? r.data.candles : null;
       }, `${tf} candles`);
       expectSameBars(rows, want[tf]);
@@ -218,7 +221,7 @@ describe('pipeline end to end', () => {
     // A trade hours later closes every 1m bar of `trades`.
     const closer = { id: '999999', ts: START + 6 * 3600_000, px: trades.at(-1)!.px, qty: 1 };
     await publishTrades(topo.js, EX, sym, [...trades, closer]);
-    const added = await gql(base, `mutation { addSymbol(exchange: "test", symbol: "${sym}") { active } }`);
+    const added = await gql(api, `mutation { addSymbol(exchange: "test", symbol: "${sym}") { active } }`);
     expect(added.data).toEqual({ addSymbol: { active: true } });
     const want = barsFromTrades(EX, sym, '1m', trades);
     const rows = await eventually(async () => {

@@ -26,6 +26,7 @@ import {
   subjects,
 } from '../../core/protocol/index.ts';
 import { retryFor, retryForever } from '../../core/retry.ts';
+import { isSealed, openSecret, parseSecretKey, type SecretKey } from '../../core/secret-box.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import {
   type AlertEventPayload,
@@ -56,10 +57,12 @@ interface Due {
 export class AlertDispatcherActor implements ActorBehavior {
   private wake: (() => void) | null = null;
   private readonly mailer: Transporter | null;
+  private readonly secretKey: SecretKey | null;
 
   constructor(private readonly deps: { topo: Topology; cfg: Config; pool: Pool }) {
     const url = deps.cfg.alerts.smtpUrl;
     this.mailer = url ? createTransport(url) : null;
+    this.secretKey = deps.cfg.auth.secretKey ? parseSecretKey(deps.cfg.auth.secretKey) : null;
   }
 
   async run(ctx: ActorContext): Promise<void> {
@@ -202,7 +205,27 @@ export class AlertDispatcherActor implements ActorBehavior {
     );
     // A rule deleted since its firing has no channels left: its queued deliveries fail and are recorded.
     const rules = await readRuleDeliveryInfo(this.deps.pool, [...new Set(rows.map((r) => r.rule_id))]);
-    return rows.map((r) => ({ ...r, channels: {}, note: null, ...rules.get(r.rule_id) }));
+    return rows.map((r) => {
+      const info = rules.get(r.rule_id);
+      return { ...r, note: info?.note ?? null, channels: this.opened(info?.channels ?? {}) };
+    });
+  }
+
+  /**
+   * The channels with the webhook secret opened for signing (sealed at rest). A secret that does
+   * not open (no or another TICKMESH_SECRET_KEY) leaves the rule without a webhook, so that
+   * delivery fails and is recorded instead of being signed with the wrong key.
+   */
+  private opened(channels: Channels): Channels {
+    const webhook = channels.webhook;
+    if (!webhook || !isSealed(webhook.secret)) return channels;
+    const { webhook: _, ...others } = channels;
+    if (!this.secretKey) return others;
+    try {
+      return { ...channels, webhook: { ...webhook, secret: openSecret(this.secretKey, webhook.secret) } };
+    } catch {
+      return others;
+    }
   }
 
   private async attempt(d: Due, clock: Clock): Promise<void> {

@@ -104,6 +104,12 @@ export type ResolversTypes = {
   Candle: ResolverTypeWrapper<Types.Candle>;
   CandleSource: Types.CandleSource;
   ActorHealth: ResolverTypeWrapper<Types.ActorHealth>;
+  Role: Types.Role;
+  User: ResolverTypeWrapper<Types.User>;
+  Session: ResolverTypeWrapper<Types.Session>;
+  ApiKey: ResolverTypeWrapper<Types.ApiKey>;
+  NewApiKey: ResolverTypeWrapper<Types.NewApiKey>;
+  AuditEntry: ResolverTypeWrapper<Types.AuditEntry>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -134,6 +140,11 @@ export type ResolversParentTypes = {
   Symbol: Types.Symbol;
   Candle: Types.Candle;
   ActorHealth: Types.ActorHealth;
+  User: Types.User;
+  Session: Types.Session;
+  ApiKey: Types.ApiKey;
+  NewApiKey: Types.NewApiKey;
+  AuditEntry: Types.AuditEntry;
 };
 
 export type QueryResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
@@ -147,6 +158,10 @@ export type QueryResolvers<ContextType = MercuriusContext, ParentType extends Re
   latestFeatures?: Resolver<Types.Maybe<ResolversTypes['FeatureRow']>, ParentType, ContextType, RequireFields<Types.QueryLatestFeaturesArgs, 'exchange' | 'symbol' | 'timeframe'>>;
   alertRules?: Resolver<Array<ResolversTypes['AlertRule']>, ParentType, ContextType, Partial<Types.QueryAlertRulesArgs>>;
   alertEvents?: Resolver<Array<ResolversTypes['AlertEvent']>, ParentType, ContextType, Partial<Types.QueryAlertEventsArgs>>;
+  me?: Resolver<ResolversTypes['User'], ParentType, ContextType>;
+  users?: Resolver<Array<ResolversTypes['User']>, ParentType, ContextType>;
+  apiKeys?: Resolver<Array<ResolversTypes['ApiKey']>, ParentType, ContextType>;
+  auditLog?: Resolver<Array<ResolversTypes['AuditEntry']>, ParentType, ContextType, Partial<Types.QueryAuditLogArgs>>;
 };
 
 export type MutationResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
@@ -155,6 +170,15 @@ export type MutationResolvers<ContextType = MercuriusContext, ParentType extends
   createAlertRule?: Resolver<ResolversTypes['AlertRule'], ParentType, ContextType, RequireFields<Types.MutationCreateAlertRuleArgs, 'input'>>;
   updateAlertRule?: Resolver<ResolversTypes['AlertRule'], ParentType, ContextType, RequireFields<Types.MutationUpdateAlertRuleArgs, 'id' | 'input'>>;
   deleteAlertRule?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<Types.MutationDeleteAlertRuleArgs, 'id'>>;
+  login?: Resolver<ResolversTypes['Session'], ParentType, ContextType, RequireFields<Types.MutationLoginArgs, 'username' | 'password'>>;
+  refreshSession?: Resolver<ResolversTypes['Session'], ParentType, ContextType, RequireFields<Types.MutationRefreshSessionArgs, 'refreshToken'>>;
+  logout?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<Types.MutationLogoutArgs, 'refreshToken'>>;
+  createUser?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<Types.MutationCreateUserArgs, 'username' | 'password' | 'role'>>;
+  setUserRole?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<Types.MutationSetUserRoleArgs, 'username' | 'role'>>;
+  disableUser?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<Types.MutationDisableUserArgs, 'username'>>;
+  resetPassword?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<Types.MutationResetPasswordArgs, 'username' | 'password'>>;
+  createApiKey?: Resolver<ResolversTypes['NewApiKey'], ParentType, ContextType, RequireFields<Types.MutationCreateApiKeyArgs, 'name' | 'role'>>;
+  revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<Types.MutationRevokeApiKeyArgs, 'id'>>;
 };
 
 export type SubscriptionResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
@@ -249,6 +273,7 @@ export type AlertRuleResolvers<ContextType = MercuriusContext, ParentType extend
   slackUrl?: Resolver<Types.Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   email?: Resolver<Types.Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   note?: Resolver<Types.Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  owner?: Resolver<Types.Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
@@ -337,6 +362,47 @@ export type ActorHealthResolvers<ContextType = MercuriusContext, ParentType exte
   stale?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
+export type UserResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['User'] = ResolversParentTypes['User']> = {
+  username?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  role?: Resolver<ResolversTypes['Role'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  disabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
+export type SessionResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['Session'] = ResolversParentTypes['Session']> = {
+  accessToken?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expiresAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  refreshToken?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  user?: Resolver<ResolversTypes['User'], ParentType, ContextType>;
+};
+
+export type ApiKeyResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['ApiKey'] = ResolversParentTypes['ApiKey']> = {
+  id?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  role?: Resolver<ResolversTypes['Role'], ParentType, ContextType>;
+  owner?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  revoked?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
+export type NewApiKeyResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['NewApiKey'] = ResolversParentTypes['NewApiKey']> = {
+  id?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  role?: Resolver<ResolversTypes['Role'], ParentType, ContextType>;
+};
+
+export type AuditEntryResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['AuditEntry'] = ResolversParentTypes['AuditEntry']> = {
+  id?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  actor?: Resolver<Types.Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  role?: Resolver<Types.Maybe<ResolversTypes['Role']>, ParentType, ContextType>;
+  operation?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  arguments?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  result?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  address?: Resolver<Types.Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = MercuriusContext> = {
   Query?: QueryResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
@@ -358,5 +424,10 @@ export type Resolvers<ContextType = MercuriusContext> = {
   Symbol?: SymbolResolvers<ContextType>;
   Candle?: CandleResolvers<ContextType>;
   ActorHealth?: ActorHealthResolvers<ContextType>;
+  User?: UserResolvers<ContextType>;
+  Session?: SessionResolvers<ContextType>;
+  ApiKey?: ApiKeyResolvers<ContextType>;
+  NewApiKey?: NewApiKeyResolvers<ContextType>;
+  AuditEntry?: AuditEntryResolvers<ContextType>;
 };
 

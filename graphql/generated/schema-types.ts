@@ -52,6 +52,14 @@ export type Query = {
   alertRules: Array<AlertRule>;
   /** Alert firings, newest first, with their deliveries. `limit` defaults to 100, at most 1000. */
   alertEvents: Array<AlertEvent>;
+  /** The signed-in user (or the owner of the API key in use), with the role in effect. */
+  me: User;
+  /** Every user (admin). */
+  users: Array<User>;
+  /** Every API key, revoked ones included (admin). Keys themselves are never shown again. */
+  apiKeys: Array<ApiKey>;
+  /** Audit entries in [from, to) (ISO-8601 or epoch ms), newest first; `limit` defaults to 100, at most 1000 (admin). */
+  auditLog: Array<AuditEntry>;
 };
 
 
@@ -158,6 +166,20 @@ export type QueryAlertEventsArgs = {
   limit?: InputMaybe<Scalars['Int']['input']>;
 };
 
+
+/**
+ * tickmesh GraphQL API.
+ *
+ * Times: every `time` field is an ISO-8601 UTC string (e.g. "2024-01-02T03:04:00.000Z")
+ * and every `timeMs` field the same instant in epoch milliseconds.
+ * Timeframes: 1m 5m 15m 1h 4h 1d.
+ */
+export type QueryAuditLogArgs = {
+  from?: InputMaybe<Scalars['String']['input']>;
+  to?: InputMaybe<Scalars['String']['input']>;
+  limit?: InputMaybe<Scalars['Int']['input']>;
+};
+
 export type Mutation = {
   __typename?: 'Mutation';
   /** Adds (or re-activates) a symbol; its actors start within seconds. */
@@ -170,6 +192,24 @@ export type Mutation = {
   updateAlertRule: AlertRule;
   /** Deletes an alert rule; returns whether it existed. Its past events stay. */
   deleteAlertRule: Scalars['Boolean']['output'];
+  /** Signs in (no token needed): a short-lived access token and a single-use refresh token. */
+  login: Session;
+  /** Trades a refresh token for a new session (no token needed); the refresh token works once. */
+  refreshSession: Session;
+  /** Ends the session the refresh token belongs to (its whole rotation family). */
+  logout: Scalars['Boolean']['output'];
+  /** Creates a user (admin). */
+  createUser: User;
+  /** Changes a user's role (admin); it takes effect at their next refresh. */
+  setUserRole: User;
+  /** Disables a user (admin): logins, refreshes and their API keys stop at once. */
+  disableUser: User;
+  /** Sets a user's password (admin) and ends their sessions. */
+  resetPassword: User;
+  /** Creates an API key (admin); the key is returned here only, once. */
+  createApiKey: NewApiKey;
+  /** Revokes an API key (admin); it stops working at once. Returns whether a live key was revoked. */
+  revokeApiKey: Scalars['Boolean']['output'];
 };
 
 
@@ -198,6 +238,57 @@ export type MutationUpdateAlertRuleArgs = {
 
 
 export type MutationDeleteAlertRuleArgs = {
+  id: Scalars['String']['input'];
+};
+
+
+export type MutationLoginArgs = {
+  username: Scalars['String']['input'];
+  password: Scalars['String']['input'];
+};
+
+
+export type MutationRefreshSessionArgs = {
+  refreshToken: Scalars['String']['input'];
+};
+
+
+export type MutationLogoutArgs = {
+  refreshToken: Scalars['String']['input'];
+};
+
+
+export type MutationCreateUserArgs = {
+  username: Scalars['String']['input'];
+  password: Scalars['String']['input'];
+  role: Role;
+};
+
+
+export type MutationSetUserRoleArgs = {
+  username: Scalars['String']['input'];
+  role: Role;
+};
+
+
+export type MutationDisableUserArgs = {
+  username: Scalars['String']['input'];
+};
+
+
+export type MutationResetPasswordArgs = {
+  username: Scalars['String']['input'];
+  password: Scalars['String']['input'];
+};
+
+
+export type MutationCreateApiKeyArgs = {
+  name: Scalars['String']['input'];
+  role: Role;
+};
+
+
+export type MutationRevokeApiKeyArgs = {
   id: Scalars['String']['input'];
 };
 
@@ -365,6 +456,8 @@ export type AlertRule = {
   slackUrl?: Maybe<Scalars['String']['output']>;
   email?: Maybe<Scalars['String']['output']>;
   note?: Maybe<Scalars['String']['output']>;
+  /** The user who created the rule: traders see and change their own rules only, admins all. */
+  owner?: Maybe<Scalars['String']['output']>;
   createdAt: Scalars['String']['output'];
 };
 
@@ -477,4 +570,67 @@ export type ActorHealth = {
   restarts: Scalars['Int']['output'];
   /** true when the heartbeat is older than the bucket TTL (the key is about to expire) */
   stale: Scalars['Boolean']['output'];
+};
+
+/** What a caller may do: viewer < trader (their own alert rules) < admin (everything). */
+export type Role =
+  | 'VIEWER'
+  | 'TRADER'
+  | 'ADMIN';
+
+export type User = {
+  __typename?: 'User';
+  username: Scalars['String']['output'];
+  role: Role;
+  createdAt: Scalars['String']['output'];
+  disabled: Scalars['Boolean']['output'];
+};
+
+/**
+ * A signed-in session. Send `Authorization: Bearer <accessToken>` on HTTP and
+ * `{"authorization": "Bearer <accessToken>"}` as the graphql-ws connection_init payload.
+ */
+export type Session = {
+  __typename?: 'Session';
+  /** Short-lived JWT. */
+  accessToken: Scalars['String']['output'];
+  /** When the access token expires (ISO-8601); refresh before then. */
+  expiresAt: Scalars['String']['output'];
+  /** Single use: refreshSession returns the next one. */
+  refreshToken: Scalars['String']['output'];
+  user: User;
+};
+
+export type ApiKey = {
+  __typename?: 'ApiKey';
+  id: Scalars['String']['output'];
+  name: Scalars['String']['output'];
+  role: Role;
+  owner: Scalars['String']['output'];
+  createdAt: Scalars['String']['output'];
+  revoked: Scalars['Boolean']['output'];
+};
+
+/** A new API key: `key` is shown here only; send it as `Authorization: Bearer <key>`. */
+export type NewApiKey = {
+  __typename?: 'NewApiKey';
+  id: Scalars['String']['output'];
+  key: Scalars['String']['output'];
+  name: Scalars['String']['output'];
+  role: Role;
+};
+
+export type AuditEntry = {
+  __typename?: 'AuditEntry';
+  id: Scalars['String']['output'];
+  at: Scalars['String']['output'];
+  /** Username, or apikey:<id>; null when unknown (a failed login names the user tried in arguments). */
+  actor?: Maybe<Scalars['String']['output']>;
+  role?: Maybe<Role>;
+  operation: Scalars['String']['output'];
+  /** The operation's arguments, secrets removed. */
+  arguments: Scalars['JSON']['output'];
+  /** ok, or the error code */
+  result: Scalars['String']['output'];
+  address?: Maybe<Scalars['String']['output']>;
 };

@@ -24,8 +24,18 @@ export function launchChromium(): Promise<Browser> {
  * error carries the last connection state and the page's console errors, which usually say
  * why (gateway down, schema mismatch, a thrown render error).
  */
-export async function openDashboard(browser: Browser, url: string, timeoutMs = 15_000): Promise<Page> {
+export async function openDashboard(
+  browser: Browser,
+  url: string,
+  /** The access token the page sends (it has no login page yet: the test signs in for it). */
+  token: string,
+  timeoutMs = 15_000,
+): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  await page.addInitScript(
+    ([key, value]) => window.localStorage.setItem(key!, value!),
+    ['tickmeshAccessToken', token],
+  );
   const problems: string[] = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error') problems.push(msg.text());

@@ -1,30 +1,71 @@
-/** A small GraphQL client for tests: HTTP queries and graphql-ws subscriptions. */
+/** A small GraphQL client for tests: HTTP queries and graphql-ws subscriptions, signed in or not. */
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { TEST_AUTH } from './infra.ts';
 
 export interface GqlResult<T = Record<string, unknown>> {
   data?: T;
   errors?: { message: string; extensions?: { code?: string } }[];
 }
 
+/** A gateway and the credential to use there (an access token or an API key). */
+export interface Api {
+  base: string;
+  token: string;
+}
+
+/** A gateway base URL alone is an anonymous caller; an Api is a signed-in one. */
+export type Target = string | Api;
+
+const baseOf = (t: Target) => (typeof t === 'string' ? t : t.base);
+const authorizationOf = (t: Target) => (typeof t === 'string' ? undefined : `Bearer ${t.token}`);
+
+/** The HTTP status and body of one GraphQL request. */
+export async function gqlHttp<T = Record<string, unknown>>(
+  target: Target,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<{ status: number; body: GqlResult<T> }> {
+  const authorization = authorizationOf(target);
+  const res = await fetch(`${baseOf(target)}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { status: res.status, body: (await res.json()) as GqlResult<T> };
+}
+
 export async function gql<T = Record<string, unknown>>(
-  base: string,
+  target: Target,
   query: string,
   variables?: Record<string, unknown>,
 ): Promise<GqlResult<T>> {
-  const res = await fetch(`${base}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await res.json()) as GqlResult<T>;
+  return (await gqlHttp<T>(target, query, variables)).body;
 }
 
-export function wsClient(base: string): Client {
+/** Logs in (as the test admin every test system bootstraps, unless told otherwise). */
+export async function signIn(
+  base: string,
+  username: string = TEST_AUTH.adminUser,
+  password: string = TEST_AUTH.adminPassword,
+): Promise<Api & { refreshToken: string }> {
+  const r = await gql<{ login: { accessToken: string; refreshToken: string } }>(
+    base,
+    'mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken refreshToken } }',
+    { u: username, p: password },
+  );
+  if (!r.data) throw new Error(`login as ${username} failed: ${JSON.stringify(r.errors)}`);
+  return { base, token: r.data.login.accessToken, refreshToken: r.data.login.refreshToken };
+}
+
+export function wsClient(target: Target, options: Partial<Parameters<typeof createClient>[0]> = {}): Client {
+  const authorization = authorizationOf(target);
   return createClient({
-    url: `${base.replace(/^http/, 'ws')}/graphql`,
+    url: `${baseOf(target).replace(/^http/, 'ws')}/graphql`,
     webSocketImpl: WebSocket,
     retryAttempts: 0,
+    ...(authorization ? { connectionParams: { authorization } } : {}),
+    ...options,
   });
 }
 

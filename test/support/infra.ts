@@ -93,6 +93,14 @@ export async function freshDatabase(): Promise<TestDb> {
   };
 }
 
+/** Fixed keys for tests (npm start generates its own into the data folder). */
+export const TEST_AUTH = {
+  adminUser: 'admin',
+  adminPassword: 'test-admin-password',
+  jwtSecret: 'test-jwt-secret-0123456789abcdef0123456789',
+  secretKey: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
+};
+
 /** A config for tests: fast heartbeats and polling, no simulator unless asked. */
 export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string, unknown> = {}): Config {
   return loadConfig(
@@ -107,6 +115,7 @@ export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string,
         health: { heartbeatMs: 300, ttlMs: 2000 },
         supervisor: { pollMs: 200, leaseTtlMs: 3000 },
         writer: { flushMs: 20 },
+        auth: TEST_AUTH,
       },
       overrides,
     ),

@@ -38,6 +38,18 @@ function retryWait(retries: number): Promise<void> {
   return new Promise((resolve) => window.setTimeout(resolve, ms));
 }
 
+/**
+ * Where the page keeps the access token it sends (`Authorization: Bearer …` on HTTP, the
+ * connection_init payload on graphql-ws). Until the dashboard has a login page (issue 12), it is
+ * put there by whoever opens the page (the browser tests sign in and set it).
+ */
+export const ACCESS_TOKEN_KEY = 'tickmeshAccessToken';
+
+function storedAuthorization(): Record<string, string> {
+  const token = window.localStorage.getItem(ACCESS_TOKEN_KEY);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 export function createTickmeshClient(endpoints: Endpoints): TickmeshClient {
   const connection = shallowRef<ConnectionState>(INITIAL_CONNECTION);
   const dispatch = (event: ConnectionEvent): void => {
@@ -46,6 +58,7 @@ export function createTickmeshClient(endpoints: Endpoints): TickmeshClient {
 
   const ws: Client = createClient({
     url: endpoints.wsUrl,
+    connectionParams: storedAuthorization,
     // Eager, so the header shows the real socket state before the first subscription.
     lazy: false,
     // A dashboard should outlive gateway restarts: keep retrying, whatever closed the socket.
@@ -74,7 +87,11 @@ export function createTickmeshClient(endpoints: Endpoints): TickmeshClient {
   };
 
   const apollo = new ApolloClient({
-    link: split(isSubscription, new GraphQLWsLink(ws), new HttpLink({ uri: endpoints.httpUrl })),
+    link: split(
+      isSubscription,
+      new GraphQLWsLink(ws),
+      new HttpLink({ uri: endpoints.httpUrl, headers: storedAuthorization() }),
+    ),
     cache: new InMemoryCache(),
     // Market data and health are live: never answer from a cache.
     defaultOptions: {
