@@ -16,7 +16,7 @@ import { decodeJson, encodeJson, serviceSubjects } from '../core/protocol/index.
 import { type EmbeddedDb, startEmbeddedPostgres } from '../launcher/embedded-postgres.ts';
 import { inspect } from '../launcher/inspect.ts';
 import { verifyBars } from '../launcher/verify.ts';
-import { eventually, startTestNats, type TestNats, testLog } from './support/infra.ts';
+import { authEnv, eventually, startTestNats, type TestNats, testLog } from './support/infra.ts';
 import { type RoleProcess, spawnRole } from './support/processes.ts';
 
 const ACTORS = 8; // exchange.sim, five symbol actors, writer.bars, alerts.dispatcher
@@ -38,6 +38,7 @@ describe('chaos: kills, drains, leader loss, NATS restart, database outage', () 
 
   const env = (extra: Record<string, string>) => ({
     ...nats.env(),
+    ...authEnv(),
     DATABASE_URL: pg.url,
     SIM_ENABLED: 'true',
     SIM_RATE: '20',

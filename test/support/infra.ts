@@ -101,6 +101,16 @@ export const TEST_AUTH = {
   secretKey: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
 };
 
+/** TEST_AUTH as the environment of a role process (the gateway refuses to start without keys). */
+export function authEnv(): Record<string, string> {
+  return {
+    TICKMESH_JWT_SECRET: TEST_AUTH.jwtSecret,
+    TICKMESH_SECRET_KEY: TEST_AUTH.secretKey,
+    TICKMESH_ADMIN_USER: TEST_AUTH.adminUser,
+    TICKMESH_ADMIN_PASSWORD: TEST_AUTH.adminPassword,
+  };
+}
+
 /** A config for tests: fast heartbeats and polling, no simulator unless asked. */
 export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string, unknown> = {}): Config {
   return loadConfig(
