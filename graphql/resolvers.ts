@@ -3,7 +3,8 @@ import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import { readRuleOwner } from '../core/alert-rules-store.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
-import { ConfigError, UnknownTimeframeError } from '../core/errors.ts';
+import { BadArgumentError, ConfigError, UnknownTimeframeError } from '../core/errors.ts';
+import { requestActorRestart } from '../core/micro.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
 import {
   type ActorHealth,
@@ -40,6 +41,7 @@ import type {
   MutationAddSymbolArgs,
   MutationCreateAlertRuleArgs,
   MutationDeleteAlertRuleArgs,
+  MutationRestartActorArgs,
   MutationSetSymbolActiveArgs,
   MutationUpdateAlertRuleArgs,
   QueryAlertEventsArgs,
@@ -82,6 +84,9 @@ function timeframeOf(tf: string): Timeframe {
   if (!isTimeframe(tf)) throw new UnknownTimeframeError(tf, TIMEFRAMES);
   return tf;
 }
+
+/** An actor id as the actors query shows it (`symbol.sim.BTC-USDT`, `writer.bars`), bounded. */
+const ACTOR_ID = /^[a-z]+(\.[A-Za-z0-9_~=-]{1,100}){1,2}$/;
 
 export function buildResolvers({ pool, topo, cfg, hub, sessions, services }: ResolverDeps): Resolvers {
   async function assertSymbol(exchange: string, symbol: string): Promise<void> {
@@ -159,6 +164,11 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions, services }: Res
       setSymbolActive: gql((a: MutationSetSymbolActiveArgs) =>
         setSymbolActive(pool, a.exchange, a.symbol, a.active),
       ),
+      restartActor: gql(async (a: MutationRestartActorArgs) => {
+        if (!ACTOR_ID.test(a.id)) throw new BadArgumentError('id', 'not an actor id (see the actors query)');
+        const reply = await requestActorRestart(topo.nc, a.id);
+        return (reply as { restarted?: unknown }).restarted === true;
+      }),
       // The input is validated again by the rules API (strict, with the evaluator's own schema).
       createAlertRule: gql((a: MutationCreateAlertRuleArgs, ctx) => rules.create(callerOf(ctx), a.input)),
       updateAlertRule: gql((a: MutationUpdateAlertRuleArgs, ctx) =>

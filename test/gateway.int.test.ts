@@ -4,6 +4,7 @@
  * every GraphQL subscriber.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../core/users-store.ts';
 import { type Api, collect, gql, signIn, wsClient } from './support/graphql.ts';
 import { eventually } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
@@ -81,6 +82,32 @@ describe('gateway', () => {
     );
     const bad = await gql(api, 'mutation { addSymbol(exchange: "nowhere", symbol: "X") { symbol } }');
     expect(code(bad)).toBe('TM_ERR_UNKNOWN_EXCHANGE');
+  });
+
+  it('restarts an actor for an admin (new session), refuses a viewer and an id that is none', async () => {
+    const session = async () =>
+      (
+        await gql<{ actors: { id: string; status: string; sessionId: string }[] }>(
+          api,
+          '{ actors { id status sessionId } }',
+        )
+      ).data?.actors.find((a) => a.id === 'symbol.test.AAPL' && a.status === 'running')?.sessionId;
+    const before = await eventually(session, 'AAPL actor running');
+    const restarted = await gql(api, 'mutation { restartActor(id: "symbol.test.AAPL") }');
+    expect(restarted).toEqual({ data: { restartActor: true } });
+    await eventually(async () => {
+      const now = await session();
+      return now && now !== before ? now : null;
+    }, 'AAPL actor in a new session');
+
+    await createUser(sys.db.pool, 'restart-viewer', 'viewer password', 'viewer');
+    const viewer = await signIn(base, 'restart-viewer', 'viewer password');
+    const refused = await gql(viewer, 'mutation { restartActor(id: "symbol.test.AAPL") }');
+    expect(code(refused)).toBe('TM_ERR_FORBIDDEN');
+    expect(await session()).toBeTruthy();
+
+    const bad = await gql(api, 'mutation { restartActor(id: "symbol.test.AAPL; drop") }');
+    expect(code(bad)).toBe('TM_ERR_BAD_ARGUMENT');
   });
 
   it('shares one NATS subscription per topic among all GraphQL subscribers', async () => {

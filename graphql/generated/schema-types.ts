@@ -186,6 +186,8 @@ export type Mutation = {
   addSymbol: Symbol;
   /** Activates or deactivates a symbol; deactivation stops its actors. */
   setSymbolActive: Symbol;
+  /** Restarts one actor (e.g. a failed one, id as in `actors`) on the worker that hosts it, through the supervisor; true once restarted (admin). */
+  restartActor: Scalars['Boolean']['output'];
   /** Creates an alert rule; the symbol's actor evaluates it from its next bar on. */
   createAlertRule: AlertRule;
   /** Replaces an alert rule's settings (its crossing state is kept). */
@@ -223,6 +225,11 @@ export type MutationSetSymbolActiveArgs = {
   exchange: Scalars['String']['input'];
   symbol: Scalars['String']['input'];
   active: Scalars['Boolean']['input'];
+};
+
+
+export type MutationRestartActorArgs = {
+  id: Scalars['String']['input'];
 };
 
 
