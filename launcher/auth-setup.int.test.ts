@@ -27,6 +27,9 @@ describe('role start-up', () => {
 
   it("creates npm start's generated admin only when missing (a changed password stays)", async () => {
     expect(await ensureFirstAdmin(db.pool, 'admin', 'generated password')).toBe(true);
+    // The same password again still signs in (the banner may print it); another one does not
+    // (the banner must not print it: a cluster reused by a new clone keeps its admin).
+    expect(await ensureFirstAdmin(db.pool, 'admin', 'generated password')).toBe(true);
     expect(await ensureFirstAdmin(db.pool, 'admin', 'another generated')).toBe(false);
     expect(await verifyLogin(db.pool, 'admin', 'generated password')).not.toBeNull();
     expect(await readUser(db.pool, 'admin')).toMatchObject({ role: 'admin' });

@@ -8,7 +8,7 @@ import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { parseSecretKey, sealSecret } from '../core/secret-box.ts';
-import { readUser, upsertUser } from '../core/users-store.ts';
+import { readUser, upsertUser, verifyLogin } from '../core/users-store.ts';
 
 export async function prepareAuth(pool: Pool, cfg: Config, log: Logger): Promise<void> {
   const { adminUser, adminPassword, secretKey } = cfg.auth;
@@ -23,9 +23,15 @@ export async function prepareAuth(pool: Pool, cfg: Config, log: Logger): Promise
   }
 }
 
-/** The first admin of `npm start`: created with the generated password only if missing. */
+/**
+ * The first admin of `npm start`: created with the generated password only if missing (a
+ * password changed since stays). Returns whether the generated password signs that user in, so
+ * the banner never prints one that does not work.
+ */
 export async function ensureFirstAdmin(pool: Pool, user: string, password: string): Promise<boolean> {
-  if (await readUser(pool, user)) return false;
-  await upsertUser(pool, user, password, 'admin');
-  return true;
+  if (!(await readUser(pool, user))) {
+    await upsertUser(pool, user, password, 'admin');
+    return true;
+  }
+  return (await verifyLogin(pool, user, password)) !== null;
 }

@@ -99,7 +99,7 @@ program
       `  dashboard   ${sys.gatewayUrl}/`,
       sys.generatedAdmin
         ? `  sign in     user ${sys.generatedAdmin.user}, password ${sys.generatedAdmin.password}   (kept in ${sys.generatedAdmin.file}; TICKMESH_ADMIN_PASSWORD sets your own)`
-        : `  sign in     user ${cfg.auth.adminUser}, the password in TICKMESH_ADMIN_PASSWORD`,
+        : `  sign in     user ${cfg.auth.adminUser}, with the password in TICKMESH_ADMIN_PASSWORD, or the one you set (forgotten: tickmesh users reset-password ${cfg.auth.adminUser})`,
       `  graphql     ${sys.gatewayUrl}/graphql   (graphql-ws on the same path)`,
       `  metrics     ${sys.gatewayUrl}/metrics`,
       `  nats        ${sys.natsUrl}`,

@@ -40,11 +40,17 @@ export interface DevSystem {
   stop(): Promise<void>;
 }
 
-/** Creates the generated first admin unless that user exists (a changed password stays). */
-async function firstAdmin(databaseUrl: string, admin: NonNullable<DevSecrets['generatedAdmin']>) {
+/**
+ * Creates the generated first admin unless that user exists (a changed password stays); the
+ * admin as the banner may show it: null when the generated password no longer signs in.
+ */
+async function firstAdmin(
+  databaseUrl: string,
+  admin: NonNullable<DevSecrets['generatedAdmin']>,
+): Promise<DevSecrets['generatedAdmin']> {
   const pool = createPool(databaseUrl, 1);
   try {
-    await ensureFirstAdmin(pool, admin.user, admin.password);
+    return (await ensureFirstAdmin(pool, admin.user, admin.password)) ? admin : null;
   } finally {
     await pool.end();
   }
@@ -84,7 +90,8 @@ export async function startDev(
       worker: { id: base.worker.id ?? 'dev' },
     });
     await runMigrate(cfg, logger);
-    if (secrets.generatedAdmin) await firstAdmin(cfg.database.url!, secrets.generatedAdmin);
+    const generatedAdmin =
+      secrets.generatedAdmin && (await firstAdmin(cfg.database.url!, secrets.generatedAdmin));
     // Order matters for shutdown (reverse): the worker flushes before the supervisor leaves.
     const supervisor = await startSupervisorRole(cfg, logger);
     roles.push(supervisor);
@@ -100,7 +107,7 @@ export async function startDev(
       natsOperator: natsCredential(cfg, 'operator'),
       databaseUrl: cfg.database.url!,
       databaseDir: db?.dataDir ?? null,
-      generatedAdmin: secrets.generatedAdmin,
+      generatedAdmin,
       stop,
     };
   } catch (e) {
