@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { Pool } from './db.ts';
+import { inTransaction, type Pool } from './db.ts';
 import { ConfigError } from './errors.ts';
 
 const ms = z.number().int().positive();
@@ -258,10 +258,8 @@ export function parseStoredOptions(kind: string, options: unknown): ExchangeEntr
  * Exchanges missing from the file are left alone (the simulator and GraphQL-made ones).
  */
 export async function syncExchanges(pool: Pool, file: ExchangesFile): Promise<string[]> {
-  const client = await pool.connect();
-  const changed: string[] = [];
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
+    const changed: string[] = [];
     for (const [id, entry] of Object.entries(file.exchanges)) {
       const { rowCount } = await client.query(
         `INSERT INTO exchanges (id, name, kind, enabled, options) VALUES ($1, $2, $3, $4, $5)
@@ -277,12 +275,6 @@ export async function syncExchanges(pool: Pool, file: ExchangesFile): Promise<st
       );
       if ((rowCount ?? 0) > 0 || (added.rowCount ?? 0) > 0) changed.push(id);
     }
-    await client.query('COMMIT');
     return changed;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -1,6 +1,6 @@
 /** The desired actor set, derived from the `exchanges` and `symbols` tables. */
 import type { Config } from '../core/config.ts';
-import type { Pool } from '../core/db.ts';
+import { inTransaction, type Pool } from '../core/db.ts';
 import {
   type ActorSpec,
   actorIds,
@@ -63,25 +63,14 @@ export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]>
 /** On the very first start (no exchanges at all), registers the simulator and its symbols. */
 export async function seedSimulator(pool: Pool, cfg: Config): Promise<boolean> {
   if (!cfg.sim.enabled) return false;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query('LOCK TABLE exchanges IN SHARE ROW EXCLUSIVE MODE');
     const { rows } = await client.query('SELECT 1 FROM exchanges LIMIT 1');
-    if (rows.length > 0) {
-      await client.query('ROLLBACK');
-      return false;
-    }
+    if (rows.length > 0) return false; // committing nothing releases the lock like a rollback
     await client.query(`INSERT INTO exchanges (id, name, kind) VALUES ('sim', 'Simulator', 'sim')`);
     await client.query(`INSERT INTO symbols (exchange, symbol) SELECT 'sim', unnest($1::text[])`, [
       cfg.sim.symbols,
     ]);
-    await client.query('COMMIT');
     return true;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }

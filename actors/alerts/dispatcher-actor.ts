@@ -13,7 +13,7 @@ import { createTransport, type Transporter } from 'nodemailer';
 import { readRuleChannels, readRuleDeliveryInfo } from '../../core/alert-rules-store.ts';
 import { type Clock, every } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
-import type { Pool } from '../../core/db.ts';
+import { inTransaction, type Pool } from '../../core/db.ts';
 import { ConsumerEndedError } from '../../core/errors.ts';
 import { metrics } from '../../core/metrics.ts';
 import { infoOrNull, type Topology } from '../../core/nats.ts';
@@ -123,9 +123,7 @@ export class AlertDispatcherActor implements ActorBehavior {
 
   /** Stores the firing once and queues its deliveries (one transaction). */
   private async record(f: AlertFiringMessage): Promise<void> {
-    const client = await this.deps.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.deps.pool, async (client) => {
       const inserted = await client.query(
         `INSERT INTO alert_events (id, rule_id, exchange, symbol, timeframe, bar_ts, condition, threshold, value,
                                    closed_bar, fired_at)
@@ -156,13 +154,7 @@ export class AlertDispatcherActor implements ActorBehavior {
             [f.id, names],
           );
       }
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Delivers due deliveries until the actor stops; sleeps until woken or the next poll. */
