@@ -1,8 +1,10 @@
 /**
  * GraphQL Code Generator, run through its programmatic core (`npm run codegen`): the dashboard's
  * result types and typed document nodes from ui/src/**\/*.graphql, and the server's resolver
- * types, both from graphql/schema.graphql. The output is committed (a fresh clone builds without
- * a generate step); graphql/codegen.test.ts fails when it is stale.
+ * types, both from graphql/schema.graphql; and the NATS server's users that compose and
+ * Kubernetes ship, from core/nats-permissions.ts. The output is committed (a fresh clone builds
+ * without a generate step); graphql/codegen.test.ts and launcher/nats-auth.test.ts fail when it
+ * is stale.
  *
  * The core, not the CLI: the CLI's loaders pull in packages that require Node 22.
  */
@@ -16,6 +18,7 @@ import * as typescript from '@graphql-codegen/typescript';
 import * as typescriptOperations from '@graphql-codegen/typescript-operations';
 import * as typescriptResolvers from '@graphql-codegen/typescript-resolvers';
 import { parse } from 'graphql';
+import { authorizationFromEnvironment, SHIPPED_AUTH_DIRS } from './launcher/nats-auth.ts';
 
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
 export const SCHEMA_FILE = join(ROOT, 'graphql/schema.graphql');
@@ -97,7 +100,12 @@ export async function generate(): Promise<GeneratedFile[]> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const file of await generate()) {
+  // The NATS server's users for compose and Kubernetes, from core/nats-permissions.ts.
+  const auth = SHIPPED_AUTH_DIRS.map((dir) => ({
+    path: `${dir}/auth.conf`,
+    content: authorizationFromEnvironment(),
+  }));
+  for (const file of [...(await generate()), ...auth]) {
     writeFileSync(join(ROOT, file.path), file.content);
     console.log(`wrote ${file.path}`);
   }

@@ -118,7 +118,10 @@ describe('refresh tokens', () => {
     expect(await rotateRefreshToken(db.pool, t, 60_000)).toMatchObject({ reason: 'revoked' });
     const u = await issueRefreshToken(db.pool, 'gina', 60_000);
     await disableUser(db.pool, 'gina');
-    expect(await rotateRefreshToken(db.pool, u, 60_000)).toMatchObject({ reason: 'disabled' });
+    // Disabling revokes the user's tokens; one issued after it is refused as well.
+    expect(await rotateRefreshToken(db.pool, u, 60_000)).toMatchObject({ reason: 'revoked' });
+    const late = await issueRefreshToken(db.pool, 'gina', 60_000);
+    expect(await rotateRefreshToken(db.pool, late, 60_000)).toMatchObject({ reason: 'disabled' });
     expect(await rotateRefreshToken(db.pool, 'tmr_unknown', 60_000)).toMatchObject({ reason: 'unknown' });
   });
 });

@@ -44,6 +44,12 @@ export const metrics = {
     buckets: [0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.00025, 0.001],
     registers: [registry],
   }),
+  consumerDeliveriesRefused: new Counter({
+    name: 'tickmesh_consumer_deliveries_refused_total',
+    help: 'JetStream consumer deliveries dropped where only a direct publish belongs (a consumer pointed at a control or live subject)',
+    labelNames: ['receiver'] as const,
+    registers: [registry],
+  }),
   tradesIn: new Counter({
     name: 'tickmesh_trades_in_total',
     help: 'Trades applied to bars by symbol actors',

@@ -8,6 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
 import { RemoteError } from './errors.ts';
 import type { Logger } from './log.ts';
+import { isConsumerDelivery } from './nats.ts';
 import { decodeJson, encodeJson, type ServiceRole, serviceSubjects } from './protocol/index.ts';
 
 export const VERSION = '0.1.0';
@@ -41,6 +42,13 @@ export async function registerMicroService(nc: NatsConnection, opts: MicroServic
   for (const [name, handler] of Object.entries(opts.endpoints)) {
     const respond = (err: Error | null, msg: ServiceMsg) => {
       if (err) return;
+      if (isConsumerDelivery(msg, `${opts.role}.${name}`)) {
+        opts.log.warn(
+          { endpoint: name, subject: msg.subject },
+          'ignored a JetStream consumer delivery sent to a control endpoint',
+        );
+        return;
+      }
       const req = msg.data.length ? decodeJson(msg.data) : { ok: true as const, value: {} };
       if (!req.ok) {
         msg.respondError(400, req.error);

@@ -25,6 +25,7 @@ describe('migrations', () => {
       'data_quality_metrics',
       'exchanges',
       'indicators',
+      'login_failures',
       'ml_features',
       'pgmigrations',
       'refresh_tokens',

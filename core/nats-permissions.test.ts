@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { controlSubjects, NATS_PRINCIPALS, type NatsPrincipal, natsPermissions } from './nats-permissions.ts';
-import { BUCKETS, permissionSubjects, serviceSubjects, subjects } from './protocol/index.ts';
+import { BUCKETS, consumers, permissionSubjects, serviceSubjects, subjects } from './protocol/index.ts';
 
 /**
  * Whether `subject` matches the NATS pattern `pattern` (`*` one token, `>` the rest), as the
@@ -80,6 +80,27 @@ describe('NATS permissions', () => {
       expect(who(admin.replace('>', 'TRADES')), admin).toEqual(['operator', 'supervisor']);
     // Everyone uses JetStream as a client: lookups, consumers, acks.
     for (const p of NATS_PRINCIPALS) expect(mayPublish(p, '$JS.API.CONSUMER.INFO.TRADES.x'), p).toBe(true);
+  });
+
+  it("keeps each market-data stream's consumers to its readers (nobody drains another's durable)", () => {
+    const readers = { TRADES: 'symbol', BARS: 'writer', EVENTS: 'alerts' } as const;
+    for (const [stream, reader] of Object.entries(readers)) {
+      const durable = stream === 'BARS' ? consumers.barWriter : 'd1';
+      for (const subject of [
+        `$JS.API.CONSUMER.CREATE.${stream}`,
+        `$JS.API.CONSUMER.CREATE.${stream}.${durable}.md.x`,
+        `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.${durable}`,
+        `$JS.API.CONSUMER.DELETE.${stream}.${durable}`,
+        `$JS.API.CONSUMER.MSG.NEXT.${stream}.${durable}`,
+        `$JS.ACK.${stream}.${durable}.1.2.3.4.5`,
+      ])
+        expect(who(subject), subject).toEqual(['operator', reader]);
+      // Looking a consumer up is everyone's.
+      expect(who(`$JS.API.CONSUMER.INFO.${stream}.${durable}`)).toEqual([...NATS_PRINCIPALS]);
+    }
+    // KV buckets are streams too: every user watches them.
+    for (const p of NATS_PRINCIPALS)
+      expect(mayPublish(p, `$JS.API.CONSUMER.CREATE.KV_${BUCKETS.actorAssign}`), p).toBe(true);
   });
 
   it('lets only the processes of a role (and the operator) listen on its service subjects', () => {

@@ -9,11 +9,19 @@
  *   the actor-restart request its admin mutation makes;
  * - control endpoints (`restart`, `drain`) answer the operator (and the supervisor, which
  *   forwards a restart to the worker hosting the actor).
+ * - consumers of the market-data streams belong to their readers: only symbol actors create,
+ *   pull from, ack or delete consumers of TRADES, only the writer of BARS, only the alert
+ *   dispatcher of EVENTS, so nobody can drain another's durable. KV buckets' streams stay open
+ *   to every user's watches; a push consumer can be pointed at any subject, so the receivers of
+ *   control requests and live subjects drop consumer deliveries (core/nats.ts
+ *   isConsumerDelivery), and deliveries are never stored by another stream.
  * Subscriptions are open to every authenticated user (reading is not what is guarded), except
  * the services' request subjects: only a role's own processes may listen (and so answer) there,
  * so nobody can swallow or spoof an operator's restart.
  */
-import { BUCKETS, permissionSubjects as P, type ServiceRole } from './protocol/index.ts';
+import { BUCKETS, permissionSubjects as P, type ServiceRole, STREAMS } from './protocol/index.ts';
+
+type StreamName = (typeof STREAMS)[keyof typeof STREAMS];
 
 export const NATS_PRINCIPALS = [
   'operator',
@@ -49,16 +57,20 @@ const JETSTREAM_CLIENT = [P.jetStreamApi, P.acks, P.flowControl];
 /**
  * `publish`: what it may publish besides using JetStream. `serves`: the role whose micro service
  * it registers (it listens on that role's subjects and on service discovery); actors serve none.
+ * `consumes`: the market-data streams whose consumers it owns.
  */
 function grant(
   publish: string[],
-  opts: { streamAdmin?: boolean; serves?: ServiceRole } = {},
+  opts: { streamAdmin?: boolean; serves?: ServiceRole; consumes?: StreamName[] } = {},
 ): NatsPermissions {
   const { serves } = opts;
+  const othersConsumers = Object.values(STREAMS)
+    .filter((s) => !opts.consumes?.includes(s))
+    .flatMap(P.consumersOf);
   return {
     publish: {
       allow: [...JETSTREAM_CLIENT, ...publish],
-      deny: opts.streamAdmin ? [] : [...P.streamAdmin],
+      deny: [...(opts.streamAdmin ? [] : P.streamAdmin), ...othersConsumers],
     },
     subscribe: {
       allow: [P.everything],
@@ -90,17 +102,20 @@ const TABLE: Record<NatsPrincipal, NatsPermissions> = {
   }),
   gateway: grant([P.rulesChanged, P.control('supervisor', 'restart')[0]!], { serves: 'gateway' }),
   exchange: grant([P.trades]),
-  symbol: grant([
-    P.bars,
-    P.live,
-    P.alerts,
-    P.quality,
-    P.quarantine,
-    P.kvWrites(BUCKETS.symbolState),
-    P.kvWrites(BUCKETS.featuresLatest),
-  ]),
-  writer: grant([P.quarantine]),
-  alerts: grant([]),
+  symbol: grant(
+    [
+      P.bars,
+      P.live,
+      P.alerts,
+      P.quality,
+      P.quarantine,
+      P.kvWrites(BUCKETS.symbolState),
+      P.kvWrites(BUCKETS.featuresLatest),
+    ],
+    { consumes: [STREAMS.trades] },
+  ),
+  writer: grant([P.quarantine], { consumes: [STREAMS.bars] }),
+  alerts: grant([], { consumes: [STREAMS.events] }),
 };
 
 export function natsPermissions(principal: NatsPrincipal): NatsPermissions {

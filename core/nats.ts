@@ -19,6 +19,7 @@ import { type NatsConnection, nanos } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { Config } from './config.ts';
 import { ConfigError } from './errors.ts';
+import { metrics } from './metrics.ts';
 import type { NatsPrincipal } from './nats-permissions.ts';
 import {
   BUCKETS,
@@ -91,6 +92,21 @@ export async function infoOrNull<T>(lookup: Promise<T>): Promise<T | null> {
     if (isNotFound(err)) return null;
     throw err;
   }
+}
+
+/**
+ * Whether a message on a plain subscription was delivered by a JetStream consumer rather than
+ * published to the subject. Anyone who may create a push consumer chooses where it delivers,
+ * and the server delivers there with its own rights, whatever the creator may publish: a
+ * consumer on a stream whose content a client controls (its own KV writes) could carry that
+ * content to a control endpoint or a live subject. Every delivery's reply subject is the
+ * consumer's ack subject, which a publisher cannot choose, so receivers that expect direct
+ * publishes drop these (and count them).
+ */
+export function isConsumerDelivery(msg: { reply?: string }, receiver: string): boolean {
+  if (!msg.reply?.startsWith('$JS.ACK.')) return false;
+  metrics.consumerDeliveriesRefused.inc({ receiver });
+  return true;
 }
 
 export interface Topology {

@@ -81,14 +81,6 @@ export async function revokeRefreshFamily(pool: Pool, token: string): Promise<bo
   return (rowCount ?? 0) > 0;
 }
 
-/** Revokes every refresh token of a user (disabled, password reset). */
-export async function revokeUserRefreshTokens(pool: Pool, username: string): Promise<void> {
-  await pool.query(
-    'UPDATE refresh_tokens SET revoked_at = now() WHERE username = $1 AND revoked_at IS NULL',
-    [username],
-  );
-}
-
 /** The user a refresh token was issued to, or null for an unknown token. */
 export async function refreshTokenOwner(pool: Pool, token: string): Promise<string | null> {
   const { rows } = await pool.query<{ username: string }>(

@@ -15,10 +15,21 @@ export interface UserRow {
   role: Role;
   createdAt: Date;
   disabledAt: Date | null;
+  /** Access tokens name the version they were issued at; ending sessions bumps it. */
+  tokenVersion: number;
 }
 
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/;
-const COLUMNS = 'username, role, created_at AS "createdAt", disabled_at AS "disabledAt"';
+const COLUMNS =
+  'username, role, created_at AS "createdAt", disabled_at AS "disabledAt", token_version AS "tokenVersion"';
+
+/**
+ * Prefix of every statement that ends a user's sessions ($1 is the username): their refresh
+ * tokens are revoked in the same statement as the users row changes, and the row's
+ * token_version bump ends their access tokens (the trigger tells the gateways to close sockets).
+ */
+const END_SESSIONS = `WITH ended AS (
+  UPDATE refresh_tokens SET revoked_at = now() WHERE username = $1 AND revoked_at IS NULL)`;
 
 export function checkRole(role: string): Role {
   if (!(ROLES as readonly string[]).includes(role))
@@ -62,7 +73,11 @@ export async function createUser(
   return rows[0];
 }
 
-/** Creates the user, or sets its password and role and re-enables it (the admin bootstrap). */
+/**
+ * Creates the user, or sets its password and role and re-enables it (the admin bootstrap, run at
+ * every start): a user already enabled with this password and role is left as it is, so a
+ * restart does not end anyone's session; any other change ends them (see `endSessions`).
+ */
 export async function upsertUser(
   pool: Pool,
   username: string,
@@ -71,11 +86,16 @@ export async function upsertUser(
 ): Promise<UserRow> {
   checkUsername(username);
   checkPasswordStrength(password);
+  const current = await verifyLogin(pool, username, password);
+  if (current && current.role === role) return current;
+  const hash = await hashPassword(password);
   const { rows } = await pool.query<UserRow>(
-    `INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
-     ON CONFLICT (username) DO UPDATE SET password_hash = $2, role = $3, disabled_at = NULL, updated_at = now()
+    `${END_SESSIONS}
+     INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
+     ON CONFLICT (username) DO UPDATE SET password_hash = $2, role = $3, disabled_at = NULL,
+       token_version = users.token_version + 1, updated_at = now()
      RETURNING ${COLUMNS}`,
-    [username, await hashPassword(password), role],
+    [username, hash, role],
   );
   return rows[0]!;
 }
@@ -89,23 +109,40 @@ export async function setUserRole(pool: Pool, username: string, role: string): P
   return found(rows[0], username);
 }
 
-/** Disables the user (idempotent); their refresh tokens stop working with it. */
+/** Disables the user (idempotent) and ends their sessions. */
 export async function disableUser(pool: Pool, username: string): Promise<UserRow> {
   const { rows } = await pool.query<UserRow>(
-    `UPDATE users SET disabled_at = coalesce(disabled_at, now()), updated_at = now() WHERE username = $1
-     RETURNING ${COLUMNS}`,
+    `${END_SESSIONS}
+     UPDATE users SET disabled_at = coalesce(disabled_at, now()), token_version = token_version + 1,
+       updated_at = now()
+      WHERE username = $1 RETURNING ${COLUMNS}`,
     [username],
   );
   return found(rows[0], username);
 }
 
+/** Sets a new password and ends the user's sessions. */
 export async function resetPassword(pool: Pool, username: string, password: string): Promise<UserRow> {
   checkPasswordStrength(password);
   const { rows } = await pool.query<UserRow>(
-    `UPDATE users SET password_hash = $2, updated_at = now() WHERE username = $1 RETURNING ${COLUMNS}`,
+    `${END_SESSIONS}
+     UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()
+      WHERE username = $1 RETURNING ${COLUMNS}`,
     [username, await hashPassword(password)],
   );
   return found(rows[0], username);
+}
+
+/**
+ * Whether an access token of `username` issued at `version` still names an enabled user, and
+ * that user's role now (a role change applies to the next request), else null.
+ */
+export async function currentRole(pool: Pool, username: string, version: number): Promise<Role | null> {
+  const { rows } = await pool.query<{ role: Role }>(
+    'SELECT role FROM users WHERE username = $1 AND token_version = $2 AND disabled_at IS NULL',
+    [username, version],
+  );
+  return rows[0]?.role ?? null;
 }
 
 /** The enabled user whose password matches, else null (same work whether or not the user exists). */

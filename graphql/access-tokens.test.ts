@@ -9,9 +9,9 @@ describe('access tokens (JWT, HS256)', () => {
   it('carry the user and role until they expire on the clock', async () => {
     const clock = new FakeClock(Date.UTC(2024, 0, 1));
     const tokens = new AccessTokens(SECRET, 15 * 60_000, clock);
-    const { token, expiresAt } = await tokens.issue('alice', 'trader');
+    const { token, expiresAt } = await tokens.issue('alice', 'trader', 3);
     expect(expiresAt).toBe(Date.UTC(2024, 0, 1, 0, 15));
-    expect(await tokens.verify(token)).toEqual({ username: 'alice', role: 'trader', expiresAt });
+    expect(await tokens.verify(token)).toEqual({ username: 'alice', role: 'trader', version: 3, expiresAt });
     clock.advance(15 * 60_000 - 1000);
     expect(await tokens.verify(token)).not.toBeNull();
     clock.advance(1000);
@@ -22,9 +22,9 @@ describe('access tokens (JWT, HS256)', () => {
     const clock = new FakeClock(Date.UTC(2024, 0, 1));
     const tokens = new AccessTokens(SECRET, 60_000, clock);
     const other = new AccessTokens(`${SECRET}-other`, 60_000, clock);
-    const { token } = await other.issue('mallory', 'admin');
+    const { token } = await other.issue('mallory', 'admin', 0);
     expect(await tokens.verify(token)).toBeNull();
-    const [h, p, s] = (await tokens.issue('bob', 'viewer')).token.split('.');
+    const [h, p, s] = (await tokens.issue('bob', 'viewer', 0)).token.split('.');
     const forged = Buffer.from(
       JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), role: 'admin' }),
     );

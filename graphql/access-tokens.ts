@@ -1,7 +1,8 @@
 /**
- * Access tokens: short-lived JWTs (HS256, jose) naming the user and their role. The role in the
- * token is what the role table checks, so a role change takes effect at the next refresh (at
- * most one token lifetime later); disabling a user stops their refreshes at once.
+ * Access tokens: short-lived JWTs (HS256, jose) naming the user, the role they had and the
+ * user's token_version at issue. The signature and expiry are checked here; graphql/callers.ts
+ * then checks the version and reads the role in effect, so a password reset or a disable ends
+ * every token at once and a role change applies to the next request.
  */
 import { errors, jwtVerify, SignJWT } from 'jose';
 import type { Clock } from '../core/clock.ts';
@@ -14,6 +15,8 @@ const ALG = 'HS256';
 export interface AccessClaims {
   username: string;
   role: Role;
+  /** The user's token_version when the token was issued. */
+  version: number;
   /** Epoch milliseconds. */
   expiresAt: number;
 }
@@ -31,11 +34,11 @@ export class AccessTokens {
     this.key = new TextEncoder().encode(secret);
   }
 
-  async issue(username: string, role: Role): Promise<{ token: string; expiresAt: number }> {
+  async issue(username: string, role: Role, version: number): Promise<{ token: string; expiresAt: number }> {
     const now = this.clock.now();
     // Whole seconds, rounded down, so the token never outlives the advertised expiry.
     const expiresAt = Math.floor((now + this.ttlMs) / 1000) * 1000;
-    const token = await new SignJWT({ role })
+    const token = await new SignJWT({ role, ver: version })
       .setProtectedHeader({ alg: ALG })
       .setIssuer(ISSUER)
       .setSubject(username)
@@ -52,11 +55,13 @@ export class AccessTokens {
         algorithms: [ALG],
         issuer: ISSUER,
         currentDate: new Date(this.clock.now()),
-        requiredClaims: ['sub', 'exp'],
+        requiredClaims: ['sub', 'exp', 'ver'],
       });
+      if (!Number.isSafeInteger(payload.ver)) return null;
       return {
         username: payload.sub!,
         role: checkRole(String(payload.role)),
+        version: payload.ver as number,
         expiresAt: payload.exp! * 1000,
       };
     } catch (e) {

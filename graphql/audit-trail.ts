@@ -2,7 +2,8 @@
  * The audit trail of GraphQL mutations: who (caller), with which role, what (each root
  * mutation field and its arguments, secrets removed by the store), the result (ok or the error
  * code) and from where. Requests without valid credentials write nothing; a mutation refused
- * for its role is recorded with TM_ERR_FORBIDDEN; login records itself (it knows the lock-outs).
+ * for its role is recorded with TM_ERR_FORBIDDEN; login and refreshSession, which need no token,
+ * record themselves (they know who the password or the refresh token belongs to).
  */
 import { type DocumentNode, Kind, type OperationDefinitionNode, valueFromASTUntyped } from 'graphql';
 import { appendAudit } from '../core/audit-store.ts';
@@ -18,7 +19,7 @@ export interface AuditedField {
 }
 
 /** Fields that write their own audit entries. */
-const SELF_AUDITED = new Set(['login']);
+const SELF_AUDITED = new Set(['login', 'refreshSession']);
 
 /**
  * The root mutation fields of the document with their argument values. Values are read from the

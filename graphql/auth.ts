@@ -5,7 +5,8 @@
  *   401 (no valid credential) or 403 (a role that may not).
  * - graphql-ws: the connection_init payload's `authorization` is checked in onConnect; without a
  *   valid one the socket is closed with 4401 before connection_ack, so no data flows. A socket
- *   is closed with 4401 when its access token expires (on the injected clock); the client
+ *   is closed with 4401 when its access token expires (on the injected clock) or its credential
+ *   is revoked, and with 4403 when its role changes (graphql/credential-watch.ts); the client
  *   refreshes and reconnects. Subscriptions pass the same role table (preSubscriptionExecution).
  */
 import type { FastifyInstance } from 'fastify';
@@ -16,10 +17,12 @@ import type { Clock } from '../core/clock.ts';
 import { ForbiddenError, type TmError, UnauthenticatedError } from '../core/errors.ts';
 import { type AuditedField, type AuditTrail, mutationsOf } from './audit-trail.ts';
 import type { AuthContext, Caller, Callers } from './callers.ts';
+import type { CredentialWatch } from './credential-watch.ts';
 import { accessOf, mayRun, rootFields } from './role-table.ts';
 
-/** graphql-ws close codes (PROTOCOL.md): no valid credentials. */
+/** graphql-ws close codes (PROTOCOL.md): no valid credentials; a role that changed since connect. */
 export const WS_UNAUTHORIZED = 4401;
+export const WS_FORBIDDEN = 4403;
 
 function asGraphqlError(e: TmError): Error {
   return new mercurius.ErrorWithProps(e.message, { code: e.code }, e.status);
@@ -48,7 +51,7 @@ export function refusal(caller: Caller | null, operations: string[]): TmError | 
 }
 
 /** The mercurius options that put the caller into every context (HTTP and graphql-ws). */
-export function authOptions(callers: Callers, clock: Clock) {
+export function authOptions(callers: Callers, watch: CredentialWatch, clock: Clock) {
   return {
     context: async (request: { headers: Record<string, unknown>; ip: string }): Promise<AuthContext> => ({
       caller: await callers.fromAuthorization(request.headers.authorization),
@@ -70,6 +73,7 @@ export function authOptions(callers: Callers, clock: Clock) {
           return false;
         }
         if (caller.expiresAt !== null) closeWhenExpired(this.socket, caller.expiresAt, clock);
+        watch.add(this.socket, data.payload?.authorization, caller);
         return { caller };
       },
     },

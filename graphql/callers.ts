@@ -1,11 +1,14 @@
 /**
  * Who is asking: the `Authorization: Bearer …` value (HTTP header, or the graphql-ws
  * connection_init payload) resolved to a caller. An API key (`tmk_…`) is looked up on every
- * request, so a revoked one stops working at once; anything else must be a valid access token.
+ * request, so a revoked one stops working at once; anything else must be a valid access token
+ * whose user is enabled and whose sessions were not ended since (token_version), and the role in
+ * effect is the user's now. Open graphql-ws sockets are re-checked on every credential change
+ * (graphql/credential-watch.ts).
  */
 import { API_KEY_PREFIX, findApiKey } from '../core/api-keys-store.ts';
 import type { Pool } from '../core/db.ts';
-import type { Role } from '../core/users-store.ts';
+import { currentRole, type Role } from '../core/users-store.ts';
 import type { AccessTokens } from './access-tokens.ts';
 
 export interface Caller {
@@ -44,8 +47,10 @@ export class Callers {
       return key ? { username: key.owner, role: key.role, actor: `apikey:${key.id}`, expiresAt: null } : null;
     }
     const claims = await this.tokens.verify(credential);
-    return claims
-      ? { username: claims.username, role: claims.role, actor: claims.username, expiresAt: claims.expiresAt }
+    if (!claims) return null;
+    const role = await currentRole(this.pool, claims.username, claims.version);
+    return role
+      ? { username: claims.username, role, actor: claims.username, expiresAt: claims.expiresAt }
       : null;
   }
 }

@@ -17,6 +17,7 @@ import { AccessTokens } from './access-tokens.ts';
 import { AuditTrail } from './audit-trail.ts';
 import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
+import { CredentialWatch } from './credential-watch.ts';
 import { LoginGuard } from './login-guard.ts';
 import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
@@ -68,8 +69,12 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
     const tokens = new AccessTokens(deps.cfg.auth.jwtSecret, deps.cfg.auth.accessTtlMs, clock);
     const sessions = new Sessions(deps.pool, tokens, deps.cfg.auth.refreshTtlMs);
     const trail = new AuditTrail(deps.pool, deps.log);
-    const services = { guard: new LoginGuard(deps.cfg.auth), trail, clock };
-    const auth = authOptions(new Callers(deps.pool, tokens), clock);
+    const services = { guard: new LoginGuard(deps.cfg.auth, deps.pool), trail, clock };
+    const callers = new Callers(deps.pool, tokens);
+    const watch = new CredentialWatch(deps.pool.options, callers, deps.log.child({ role: 'gateway' }));
+    await watch.start();
+    app.addHook('onClose', async () => watch.close());
+    const auth = authOptions(callers, watch, clock);
     await app.register(mercurius, {
       schema: SCHEMA,
       resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions, services }),

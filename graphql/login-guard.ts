@@ -1,11 +1,13 @@
 /**
  * Login brute force: failed logins are counted per username and per client address
- * (rate-limiter-flexible, in this gateway's memory). Each failure answers later than the last
+ * (rate-limiter-flexible on the `login_failures` table, so every gateway replica sees the same
+ * counts and a restart does not clear them). Each failure answers later than the last
  * (250 ms doubling, at most 4 s), and once either count reaches its limit within the lock-out
  * window, logins for that user or from that address are refused until the window ends, even
  * with the right password. A good login clears its user's count.
  */
-import { RateLimiterMemory, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterPostgres, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { Pool } from '../core/db.ts';
 import { LoginLockedError } from '../core/errors.ts';
 
 export interface LoginLimits {
@@ -17,16 +19,26 @@ export interface LoginLimits {
 const MAX_DELAY_MS = 4000;
 
 export class LoginGuard {
-  private readonly byUser: RateLimiterMemory;
-  private readonly byAddress: RateLimiterMemory;
+  private readonly byUser: RateLimiterPostgres;
+  private readonly byAddress: RateLimiterPostgres;
 
-  constructor(private readonly limits: LoginLimits) {
-    const duration = Math.ceil(limits.lockoutMs / 1000);
-    this.byUser = new RateLimiterMemory({ keyPrefix: 'user', points: limits.maxFailuresPerUser, duration });
-    this.byAddress = new RateLimiterMemory({
+  constructor(
+    private readonly limits: LoginLimits,
+    pool: Pool,
+  ) {
+    const table = {
+      storeClient: pool,
+      storeType: 'pool',
+      tableName: 'login_failures',
+      // The table comes from migrations/, like every other table.
+      tableCreated: true,
+      duration: Math.ceil(limits.lockoutMs / 1000),
+    };
+    this.byUser = new RateLimiterPostgres({ ...table, keyPrefix: 'user', points: limits.maxFailuresPerUser });
+    this.byAddress = new RateLimiterPostgres({
+      ...table,
       keyPrefix: 'addr',
       points: limits.maxFailuresPerAddress,
-      duration,
     });
   }
 
@@ -56,7 +68,7 @@ function lockedFor(res: RateLimiterRes | null, limit: number): number {
 }
 
 /** Consumes one point; over the limit the library rejects with the same record. */
-async function spend(limiter: RateLimiterMemory, key: string): Promise<RateLimiterRes> {
+async function spend(limiter: RateLimiterPostgres, key: string): Promise<RateLimiterRes> {
   try {
     return await limiter.consume(key);
   } catch (res) {

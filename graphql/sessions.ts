@@ -12,7 +12,6 @@ import {
   issueRefreshToken,
   refreshTokenOwner,
   revokeRefreshFamily,
-  revokeUserRefreshTokens,
   rotateRefreshToken,
 } from '../core/refresh-tokens-store.ts';
 import {
@@ -62,6 +61,12 @@ export function userOut(u: UserRow): User {
   };
 }
 
+/** A refresh refused: the reason (`reused` hints at a stolen token) and the token's owner. */
+interface Refused {
+  refused: string;
+  username: string | null;
+}
+
 export class Sessions {
   constructor(
     private readonly pool: Pool,
@@ -70,7 +75,7 @@ export class Sessions {
   ) {}
 
   private async session(user: UserRow, refreshToken: string): Promise<Session> {
-    const { token, expiresAt } = await this.tokens.issue(user.username, user.role);
+    const { token, expiresAt } = await this.tokens.issue(user.username, user.role, user.tokenVersion);
     return {
       accessToken: token,
       expiresAt: new Date(expiresAt).toISOString(),
@@ -86,11 +91,12 @@ export class Sessions {
     return this.session(user, await issueRefreshToken(this.pool, user.username, this.refreshTtlMs));
   }
 
-  async refresh(refreshToken: string): Promise<Session> {
+  /** The next session, or why not (and whose token it was, when known). */
+  async refresh(refreshToken: string): Promise<Session | Refused> {
     const r = await rotateRefreshToken(this.pool, refreshToken, this.refreshTtlMs);
-    if (!r.ok) throw new UnauthenticatedError(`refresh token ${r.reason}: sign in again`);
+    if (!r.ok) return { refused: r.reason, username: r.username ?? null };
     const user = await readUser(this.pool, r.username);
-    if (!user) throw new UnauthenticatedError('refresh token unknown: sign in again');
+    if (!user) return { refused: 'unknown', username: null };
     return this.session(user, r.token);
   }
 
@@ -123,15 +129,11 @@ export class Sessions {
   }
 
   async disableUser(username: string): Promise<User> {
-    const user = await disableUser(this.pool, username);
-    await revokeUserRefreshTokens(this.pool, username);
-    return userOut(user);
+    return userOut(await disableUser(this.pool, username));
   }
 
   async resetPassword(username: string, password: string): Promise<User> {
-    const user = await resetPassword(this.pool, username, password);
-    await revokeUserRefreshTokens(this.pool, username);
-    return userOut(user);
+    return userOut(await resetPassword(this.pool, username, password));
   }
 
   async createApiKey(caller: Caller, name: string, role: RoleOut): Promise<NewApiKey> {
@@ -194,14 +196,38 @@ async function guardedLogin(
     throw new UnauthenticatedError('wrong username or password');
   }
   await guard.succeeded(a.username);
-  await trail.record(
-    {
-      ...ctx,
-      caller: { username: a.username, role: roleIn(session.user.role), actor: a.username, expiresAt: null },
-    },
-    { ...attempt, result: 'ok' },
-  );
+  await trail.record(signedInAs(ctx, session), { ...attempt, result: 'ok' });
   return session;
+}
+
+/** The context of a caller who just got `session` (for the audit entry of login and refresh). */
+function signedInAs(ctx: AuthContext, session: Session): AuthContext {
+  const { username, role } = session.user;
+  return { ...ctx, caller: { username, role: roleIn(role), actor: username, expiresAt: null } };
+}
+
+/**
+ * Refresh: works without an access token, so it records itself: the token's owner when known,
+ * and why a refusal happened (a `reused` token means two parties held it).
+ */
+async function auditedRefresh(
+  sessions: Sessions,
+  trail: AuditTrail,
+  a: MutationRefreshSessionArgs,
+  ctx: AuthContext,
+): Promise<Session> {
+  const r = await sessions.refresh(a.refreshToken);
+  if ('refused' in r) {
+    await trail.record(ctx, {
+      operation: 'refreshSession',
+      arguments: { reason: r.refused },
+      actor: r.username,
+      result: 'TM_ERR_UNAUTHENTICATED',
+    });
+    throw new UnauthenticatedError(`refresh token ${r.refused}: sign in again`);
+  }
+  await trail.record(signedInAs(ctx, r), { operation: 'refreshSession', arguments: {}, result: 'ok' });
+  return r;
 }
 
 /** Resolvers of sessions, users, API keys and the audit log (the role table guards them). */
@@ -226,7 +252,9 @@ export function sessionResolvers(sessions: Sessions, pool: Pool, services: Sessi
     },
     Mutation: {
       login: gql((a: MutationLoginArgs, ctx) => guardedLogin(sessions, services, a, ctx)),
-      refreshSession: gql((a: MutationRefreshSessionArgs) => sessions.refresh(a.refreshToken)),
+      refreshSession: gql((a: MutationRefreshSessionArgs, ctx) =>
+        auditedRefresh(sessions, services.trail, a, ctx),
+      ),
       logout: gql((a: MutationLogoutArgs, ctx) => sessions.logout(callerOf(ctx), a.refreshToken)),
       createUser: gql((a: MutationCreateUserArgs) => sessions.createUser(a.username, a.password, a.role)),
       setUserRole: gql((a: MutationSetUserRoleArgs) => sessions.setUserRole(a.username, a.role)),

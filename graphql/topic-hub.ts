@@ -9,6 +9,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { SlowSubscriberError } from '../core/errors.ts';
 import { metrics } from '../core/metrics.ts';
+import { isConsumerDelivery } from '../core/nats.ts';
 
 export interface HubItem<T> {
   value: T;
@@ -127,7 +128,7 @@ export class TopicHub {
       const subscribers = new Set<Subscriber<unknown>>();
       const sub = this.nc.subscribe(subject, {
         callback: (err, msg) => {
-          if (err) return;
+          if (err || isConsumerDelivery(msg, 'gateway.subscriptions')) return;
           const item = decode(msg.subject, msg.data);
           if (!item) return;
           for (const s of subscribers) s.push(item);

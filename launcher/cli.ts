@@ -11,7 +11,6 @@ import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectAs } from '../core/nats.ts';
-import { revokeUserRefreshTokens } from '../core/refresh-tokens-store.ts';
 import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
 import {
   createUser,
@@ -265,22 +264,16 @@ users
   );
 users
   .command('disable <username>')
-  .description('disable a user: logins and refreshes stop at once, access tokens within their lifetime')
+  .description('disable a user: their logins, tokens and open subscriptions stop at once')
   .action((username: string) =>
-    withDatabase(async (pool) => {
-      printUsers([await disableUser(pool, username)]);
-      await revokeUserRefreshTokens(pool, username);
-    }),
+    withDatabase(async (pool) => printUsers([await disableUser(pool, username)])),
   );
 users
   .command('reset-password <username>')
   .description("set a user's password (read from stdin) and end their sessions")
   .option('--password <password>', 'the password (else read from stdin)')
   .action((username: string, opts: { password?: string }) =>
-    withDatabase(async (pool) => {
-      printUsers([await resetPassword(pool, username, await passwordOf(opts))]);
-      await revokeUserRefreshTokens(pool, username);
-    }),
+    withDatabase(async (pool) => printUsers([await resetPassword(pool, username, await passwordOf(opts))])),
   );
 
 program

@@ -4,18 +4,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NATS_PRINCIPALS } from '../core/nats-permissions.ts';
-import { authorizationFromEnvironment, ensurePasswords, writeServerConfig } from './nats-auth.ts';
+import {
+  authorizationFromEnvironment,
+  ensurePasswords,
+  SHIPPED_AUTH_DIRS,
+  writeServerConfig,
+} from './nats-auth.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Where compose and the Kubernetes overlays keep the server's users (a copy each). */
-const SHIPPED = ['deploy/nats', 'k8s/overlays/dev', 'k8s/overlays/prod'];
 
 describe('NATS server authorization', () => {
   it('ships the users of core/nats-permissions.ts to compose and Kubernetes, passwords from the environment', () => {
-    for (const dir of SHIPPED) {
-      expect(readFileSync(join(ROOT, dir, 'auth.conf'), 'utf8'), `${dir}/auth.conf`).toBe(
-        authorizationFromEnvironment(),
-      );
+    for (const dir of SHIPPED_AUTH_DIRS) {
+      expect(
+        readFileSync(join(ROOT, dir, 'auth.conf'), 'utf8'),
+        `${dir}/auth.conf is stale: run npm run codegen`,
+      ).toBe(authorizationFromEnvironment());
       expect(readFileSync(join(ROOT, dir, 'nats.conf'), 'utf8'), `${dir}/nats.conf`).toMatch(
         /^include \.\/auth\.conf$/m,
       );

@@ -39,7 +39,7 @@ function userBlock(principal: NatsPrincipal, password: string): string {
 /** The `authorization` block: every principal, no anonymous access (no users, no entry). */
 export function renderAuthorization(password: PasswordSource): string {
   return [
-    '# Generated from core/nats-permissions.ts by launcher/nats-auth.ts: edit those, not this.',
+    '# Generated from core/nats-permissions.ts by launcher/nats-auth.ts (`npm run codegen`): edit those, not this.',
     'authorization {',
     '  users = [',
     NATS_PRINCIPALS.map((p) => userBlock(p, password(p))).join('\n'),
@@ -48,6 +48,9 @@ export function renderAuthorization(password: PasswordSource): string {
     '',
   ].join('\n');
 }
+
+/** Where compose and the Kubernetes overlays keep the server's users (a copy each). */
+export const SHIPPED_AUTH_DIRS = ['deploy/nats', 'k8s/overlays/dev', 'k8s/overlays/prod'];
 
 /** For compose and Kubernetes: each password from the server's environment. */
 export function authorizationFromEnvironment(): string {

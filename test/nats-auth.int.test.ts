@@ -3,15 +3,17 @@
  * users): anonymous clients are refused, each principal publishes only what
  * core/nats-permissions.ts grants it, and an actor restart answers the operator only.
  */
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metrics } from '../core/metrics.ts';
 import { requestActorRestart } from '../core/micro.ts';
-import { connectNats, type NatsConnection } from '../core/nats.ts';
+import { connectNats, infoOrNull, type NatsConnection } from '../core/nats.ts';
 import type { NatsPrincipal } from '../core/nats-permissions.ts';
 import {
   actorIds,
   BUCKETS,
+  consumers,
   decodeJson,
   encodeJson,
   SCHEMA_VERSION,
@@ -19,6 +21,7 @@ import {
   serviceSubjects,
   subjects,
 } from '../core/protocol/index.ts';
+import { TopicHub } from '../graphql/topic-hub.ts';
 import { eventually, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 import { publishTrades, syntheticTrades } from './support/trades.ts';
@@ -152,6 +155,87 @@ describe('NATS authorization', () => {
       const s = await session();
       return s?.status === 'running' && s.sessionId !== before;
     }, 'the actor running again in a new session');
+  });
+
+  it("lets no one but a stream's readers create, pull from or delete its consumers", async () => {
+    const symbolDurable = consumers.symbolTrades(EX, SYM);
+    await eventually(
+      async () => infoOrNull(topo.jsm.consumers.info(STREAMS.trades, symbolDurable)),
+      "the symbol actor's durable",
+    );
+    for (const principal of ['gateway', 'exchange', 'worker', 'writer', 'alerts'] as const) {
+      const jsm = await jetstreamManager(await as(principal));
+      await expect(jsm.consumers.delete(STREAMS.trades, symbolDurable), principal).rejects.toThrow(REFUSED);
+      await expect(
+        jsm.consumers.add(STREAMS.trades, { durable_name: 'thief', ack_policy: AckPolicy.Explicit }),
+        principal,
+      ).rejects.toThrow(REFUSED);
+    }
+    const symbol = await jetstreamManager(await as('symbol'));
+    await expect(symbol.consumers.delete(STREAMS.bars, consumers.barWriter)).rejects.toThrow(REFUSED);
+    expect(await topo.jsm.consumers.info(STREAMS.trades, symbolDurable)).toBeTruthy();
+  });
+
+  it('ignores a push consumer pointed at a control endpoint (its content was a KV write)', async () => {
+    const id = actorIds.symbol(EX, SYM);
+    const running = async () => {
+      const e = await topo.kv.health.get(id);
+      const rec = e?.operation === 'PUT' ? decodeJson(e.value) : null;
+      const v = rec?.ok ? (rec.value as { status: string; sessionId: string }) : null;
+      return v?.status === 'running' ? v.sessionId : null;
+    };
+    const before = await eventually(running, 'the symbol actor running');
+    // The worker host may write actor-health and watch its bucket: it writes a restart request
+    // there and has the server deliver it to the supervisor's restart endpoint.
+    const nc = await as('worker');
+    const health = await new Kvm(nc).open(BUCKETS.actorHealth);
+    await health.put('forged', encodeJson({ id }));
+    const refused = async () =>
+      (await metrics.consumerDeliveriesRefused.get()).values.find(
+        (v) => v.labels.receiver === 'supervisor.restart',
+      )?.value ?? 0;
+    const refusedBefore = await refused();
+    await jetstreamManager(nc).then((jsm) =>
+      jsm.consumers.add(`KV_${BUCKETS.actorHealth}`, {
+        deliver_subject: serviceSubjects.role('supervisor', 'restart'),
+        deliver_group: 'q', // the micro services' queue group
+        filter_subject: `$KV.${BUCKETS.actorHealth}.forged`,
+        ack_policy: AckPolicy.None,
+        deliver_policy: DeliverPolicy.Last,
+      }),
+    );
+    await eventually(async () => (await refused()) > refusedBefore, 'the delivery refused');
+    expect(await running()).toBe(before);
+  });
+
+  it("keeps consumer deliveries out of the gateway's live subscriptions", async () => {
+    const hub = new TopicHub(await as('gateway'), 16);
+    const live = subjects.live('1m', EX, FORGED);
+    const items = hub.subscribe(live, (_subject, data) => ({
+      value: new TextDecoder().decode(data),
+      coalesceKey: null,
+    }));
+    // A symbol actor writes a features value and has the server deliver it as a forming bar …
+    const symbol = await as('symbol');
+    await new Kvm(symbol).open(BUCKETS.featuresLatest).then((kv) => kv.put('forged', encodeJson('forged')));
+    await jetstreamManager(symbol).then((jsm) =>
+      jsm.consumers.add(`KV_${BUCKETS.featuresLatest}`, {
+        deliver_subject: live,
+        filter_subject: `$KV.${BUCKETS.featuresLatest}.forged`,
+        ack_policy: AckPolicy.None,
+      }),
+    );
+    await eventually(
+      async () =>
+        (await metrics.consumerDeliveriesRefused.get()).values.some(
+          (v) => v.labels.receiver === 'gateway.subscriptions',
+        ),
+      'the delivery refused',
+    );
+    // … which the hub drops; what the actor publishes itself comes through.
+    symbol.publish(live, encodeJson('published'));
+    expect((await items.next()).value).toBe(JSON.stringify('published'));
+    hub.close();
   });
 
   it('lets no other user listen on the control subjects of a role (nobody swallows or spoofs a restart)', async () => {

@@ -24,7 +24,7 @@ import type { Pool } from '../../core/db.ts';
 import { ConsumerEndedError, PublishFailedError } from '../../core/errors.ts';
 import { OnceLogger } from '../../core/log.ts';
 import { metrics } from '../../core/metrics.ts';
-import type { Topology } from '../../core/nats.ts';
+import { isConsumerDelivery, type Topology } from '../../core/nats.ts';
 import {
   type Bar,
   consumers,
@@ -106,8 +106,8 @@ export class SymbolActor implements ActorBehavior {
     // Listen for rule changes before the rules are first loaded: a rule created while the actor
     // starts is then reloaded from the mailbox instead of waiting for the periodic refresh.
     const rulesSub = topo.nc.subscribe(subjects.rulesChanged(this.ex, this.sym), {
-      callback: () => {
-        this.mailbox.offer({ type: 'rules' });
+      callback: (_err, msg) => {
+        if (!isConsumerDelivery(msg, 'symbol.rules')) this.mailbox.offer({ type: 'rules' });
       },
     });
     try {

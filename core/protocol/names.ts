@@ -164,6 +164,21 @@ export const permissionSubjects = Object.freeze({
     '$JS.API.STREAM.PURGE.>',
     '$JS.API.STREAM.MSG.DELETE.>',
   ],
+  /**
+   * Everything that creates, removes, pauses or reads a consumer of one stream, and its acks
+   * (what only the stream's own readers may do: another client pulling from a durable would
+   * take its messages away from it).
+   */
+  consumersOf: (stream: string) => [
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+    `$JS.API.CONSUMER.PAUSE.${stream}.>`,
+    `$JS.API.CONSUMER.UNPIN.${stream}.>`,
+    `$JS.ACK.${stream}.>`,
+  ],
   acks: '$JS.ACK.>',
   /** Replies to an ordered consumer's flow-control messages (KV watches). */
   flowControl: '$JS.FC.>',
