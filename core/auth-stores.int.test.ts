@@ -9,6 +9,7 @@ import {
   createUser,
   disableUser,
   listUsers,
+  readUser,
   resetPassword,
   setUserRole,
   upsertUser,
@@ -46,9 +47,14 @@ describe('users', () => {
     expect((await disableUser(db.pool, 'carol')).disabledAt).toBeInstanceOf(Date);
     expect(await verifyLogin(db.pool, 'carol', 'second password')).toBeNull();
     await expect(setUserRole(db.pool, 'nobody', 'viewer')).rejects.toThrow(NotFoundError);
-    // The bootstrap's upsert re-enables and resets.
-    await upsertUser(db.pool, 'carol', 'third password', 'admin');
+    // The bootstrap's upsert re-enables and resets (ending sessions: a new token_version) …
+    const version = (await readUser(db.pool, 'carol'))!.tokenVersion;
+    expect(await upsertUser(db.pool, 'carol', 'third password', 'admin')).toMatchObject({ changed: true });
     expect(await verifyLogin(db.pool, 'carol', 'third password')).toMatchObject({ role: 'admin' });
+    expect((await readUser(db.pool, 'carol'))!.tokenVersion).toBeGreaterThan(version);
+    // … and leaves the user alone when nothing changes (every role's start runs it).
+    const same = await upsertUser(db.pool, 'carol', 'third password', 'admin');
+    expect(same).toMatchObject({ changed: false, tokenVersion: version + 1 });
     expect((await listUsers(db.pool)).map((u) => u.username)).toEqual(['alice', 'carol']);
   });
 });

@@ -75,19 +75,19 @@ export async function createUser(
 
 /**
  * Creates the user, or sets its password and role and re-enables it (the admin bootstrap, run at
- * every start): a user already enabled with this password and role is left as it is, so a
- * restart does not end anyone's session; any other change ends them (see `endSessions`).
+ * every start): a user already enabled with this password and role is left as it is (`changed`
+ * false), so a restart does not end anyone's session; any other change ends them (END_SESSIONS).
  */
 export async function upsertUser(
   pool: Pool,
   username: string,
   password: string,
   role: Role,
-): Promise<UserRow> {
+): Promise<UserRow & { changed: boolean }> {
   checkUsername(username);
   checkPasswordStrength(password);
   const current = await verifyLogin(pool, username, password);
-  if (current && current.role === role) return current;
+  if (current && current.role === role) return { ...current, changed: false };
   const hash = await hashPassword(password);
   const { rows } = await pool.query<UserRow>(
     `${END_SESSIONS}
@@ -97,7 +97,7 @@ export async function upsertUser(
      RETURNING ${COLUMNS}`,
     [username, hash, role],
   );
-  return rows[0]!;
+  return { ...rows[0]!, changed: true };
 }
 
 export async function setUserRole(pool: Pool, username: string, role: string): Promise<UserRow> {

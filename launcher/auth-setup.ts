@@ -13,8 +13,8 @@ import { readUser, upsertUser, verifyLogin } from '../core/users-store.ts';
 export async function prepareAuth(pool: Pool, cfg: Config, log: Logger): Promise<void> {
   const { adminUser, adminPassword, secretKey } = cfg.auth;
   if (adminPassword) {
-    await upsertUser(pool, adminUser, adminPassword, 'admin');
-    log.info({ user: adminUser }, 'admin user created or reset from TICKMESH_ADMIN_PASSWORD');
+    if ((await upsertUser(pool, adminUser, adminPassword, 'admin')).changed)
+      log.info({ user: adminUser }, 'admin user created or reset from TICKMESH_ADMIN_PASSWORD');
   }
   if (secretKey) {
     const key = parseSecretKey(secretKey);
