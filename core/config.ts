@@ -59,9 +59,10 @@ export const configSchema = z
         /** Closed bars buffered per subscriber before it is cut off as too slow. */
         subscriberQueue: z.number().int().min(1).default(1000),
         uiDir: z.string().optional(),
+        // Sub-objects of the gateway's limits and policies go below, each `.strict().prefault({})`.
       })
       .strict()
-      .default({ host: '0.0.0.0', port: 4000, maxCandles: 5000, defaultCandles: 500, subscriberQueue: 1000 }),
+      .prefault({}),
     metricsPort: z.number().int().min(0).max(65535).default(9464),
     /** YAML/JSON file of exchanges and their adapter options (core/exchanges-config.ts). */
     exchangesFile: z.string().optional(),
