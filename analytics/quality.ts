@@ -18,9 +18,9 @@
  *   turn every tick into an anomaly.
  * - volume: amount above `volume.factor` (100) × the mean amount of the last `volume.window`
  *   accepted trades (once `volume.minHistory` are known and that mean is > 0) is flagged; above
- *   `volume.quarantineFactor` (500) × it is quarantined. `confirmAfter` consecutive quarantined
- *   oversize trades are taken as a new normal size, so a symbol whose sizes really change is
- *   not locked out.
+ *   `volume.quarantineFactor` (500) × it is quarantined. A run of quarantined oversize trades,
+ *   confirmed like a price run (below), is taken as a new normal size, so a symbol whose sizes
+ *   really change is not locked out.
  *
  * A price check that quarantines would lock a symbol out after a real move (every later trade
  * is just as far from the last accepted price). So a run of price-rejected trades on the same

@@ -21,6 +21,7 @@ import type { NatsPrincipal } from '../core/nats-permissions.ts';
 import {
   type Bar,
   encodeJson,
+  permissionSubjects,
   type Quarantined,
   SCHEMA_VERSION,
   type SourceBar,
@@ -74,7 +75,9 @@ describe('the bus does not trust a single message', () => {
       },
     });
     topo = await topology(sys.cfg);
-    topo.nc.subscribe('md.quarantine.>', { callback: (_e, m) => void quarantined.push(m.json()) });
+    topo.nc.subscribe(permissionSubjects.quarantine, {
+      callback: (_e, m) => void quarantined.push(m.json()),
+    });
     await topo.nc.flush();
     for (const id of [
       `symbol.${EX}.MOVE-USDT`,
@@ -158,8 +161,11 @@ describe('the bus does not trust a single message', () => {
     }
     // Outliers from at least three messages, the confirming one stored ≥ SPAN_MS after the first.
     expect(seqs.length).toBeGreaterThanOrEqual(3);
-    const storedAt = async (seq: number) =>
-      (await topo.jsm.streams.getMessage(STREAMS.trades, { seq })).time.getTime();
+    const storedAt = async (seq: number) => {
+      const m = await topo.jsm.streams.getMessage(STREAMS.trades, { seq });
+      if (!m) throw new Error(`TRADES message ${seq} missing`);
+      return m.time.getTime();
+    };
     expect((await storedAt(seqs.at(-1)!)) - (await storedAt(seqs[0]!))).toBeGreaterThanOrEqual(SPAN_MS);
     // Every message before the confirming one stays quarantined; the confirming one is in the bar.
     for (let k = 0; k < seqs.length - 1; k++)
@@ -274,11 +280,11 @@ describe('the bus does not trust a single message', () => {
     // (Content checks happen on arrival, the symbol check when the batch is written.)
     expect(writerQ.map((q) => q.reason).sort()).toEqual([
       `misaligned: t ${T + 30_000} is not a 1m bucket start`,
-      `subject mismatch: content names ${EX}/${OTHER} 1m, subject is md.bar.1m.${EX}.MOVE-USDT`,
+      `subject mismatch: content names ${EX}/${OTHER} 1m, subject is ${subjects.bar('1m', EX, SYM)}`,
       `unknown symbol: ${EX}/GHOST/USDT is not in symbols`,
     ]);
     expect(writerQ.find((q) => q.reason.startsWith('unknown'))!.payload).toEqual({
-      subject: `md.bar.1m.${EX}.GHOST-USDT`,
+      subject: subjects.bar('1m', EX, 'GHOST/USDT'),
       ex: EX,
       sym: 'GHOST/USDT',
       tf: '1m',

@@ -13,8 +13,10 @@ const ref = (more: Partial<SeriesRef> = {}): SeriesRef => ({
 
 describe('bar admission', () => {
   it('accepts a bar or an analytics update whose content names the series of its subject', () => {
-    expect(seriesProblem('md.bar.1m.sim.BTC-USDT', ref(), false)).toBeNull();
-    expect(seriesProblem('md.bar.ind.5m.sim.BTC-USDT', ref({ tf: '5m' }), true)).toBeNull();
+    expect(seriesProblem(subjects.bar('1m', 'sim', 'BTC/USDT'), ref(), false)).toBeNull();
+    expect(
+      seriesProblem(subjects.analyticsUpdate('5m', 'sim', 'BTC/USDT'), ref({ tf: '5m' }), true),
+    ).toBeNull();
     expect(
       seriesProblem(
         subjects.bar('1d', 'nyse', 'BRK-B'),
@@ -32,7 +34,9 @@ describe('bar admission', () => {
     expect(seriesProblem(subject, ref({ ex: 'other' }), false)).toMatch(/^subject mismatch: /);
     expect(seriesProblem(subject, ref({ tf: '5m', t: T }), false)).toMatch(/^subject mismatch: /);
     // A closed bar on an update subject and the reverse.
-    expect(seriesProblem('md.bar.ind.1m.sim.BTC-USDT', ref(), false)).toMatch(/^subject mismatch: /);
+    expect(seriesProblem(subjects.analyticsUpdate('1m', 'sim', 'BTC/USDT'), ref(), false)).toMatch(
+      /^subject mismatch: /,
+    );
     expect(seriesProblem(subject, ref(), true)).toMatch(/^subject mismatch: /);
     // Names that make no subject at all (a symbol too long to be a token) and huge names are clipped.
     const long = 'X'.repeat(5000);
@@ -42,16 +46,18 @@ describe('bar admission', () => {
   });
 
   it('refuses a bar whose time is not a bucket start of its timeframe', () => {
-    expect(seriesProblem('md.bar.1m.sim.BTC-USDT', ref({ t: T + 1 }), false)).toBe(
+    expect(seriesProblem(subjects.bar('1m', 'sim', 'BTC/USDT'), ref({ t: T + 1 }), false)).toBe(
       `misaligned: t ${T + 1} is not a 1m bucket start`,
     );
-    expect(seriesProblem('md.bar.1h.sim.BTC-USDT', ref({ tf: '1h', t: T + 60_000 }), false)).toMatch(
-      /^misaligned/,
-    );
-    expect(seriesProblem('md.bar.1h.sim.BTC-USDT', ref({ tf: '1h', t: T }), false)).toBeNull();
+    expect(
+      seriesProblem(subjects.bar('1h', 'sim', 'BTC/USDT'), ref({ tf: '1h', t: T + 60_000 }), false),
+    ).toMatch(/^misaligned/);
+    expect(seriesProblem(subjects.bar('1h', 'sim', 'BTC/USDT'), ref({ tf: '1h', t: T }), false)).toBeNull();
   });
 
   it('summarises a rejected message without its payload, names clipped', () => {
-    expect(seriesSummary('md.bar.1m.sim.BTC-USDT', ref({ sym: 'Y'.repeat(500) })).sym).toHaveLength(65);
+    expect(
+      seriesSummary(subjects.bar('1m', 'sim', 'BTC/USDT'), ref({ sym: 'Y'.repeat(500) })).sym,
+    ).toHaveLength(65);
   });
 });
