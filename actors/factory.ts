@@ -33,7 +33,7 @@ export function behaviorFactory(deps: ActorDeps): BehaviorFactory {
   return (spec: ActorSpec): ActorBehavior => {
     switch (spec.kind) {
       case 'symbol':
-        return new SymbolActor(spec.exchange, spec.symbol, deps);
+        return new SymbolActor(spec.exchange, spec.symbol, { ...deps, exchangeKind: spec.exchangeKind });
       case 'writer':
         return new BarWriterActor(deps);
       case 'alerts':

@@ -189,6 +189,11 @@ export class BarBuilder {
     return this.idSet.has(id);
   }
 
+  /** True when the source bar of minute `t` was applied recently (a repeat would be dropped). */
+  hasSeenSourceBar(t: number): boolean {
+    return this.idSet.has(`bar:${t}`);
+  }
+
   /** Applies trades in arrival order, then advances the watermark by the exchange clock. */
   applyTrades(trades: readonly Trade[]): StepResult {
     const out: StepResult = { closed: [], formingChanged: false, tooLate: [], duplicates: 0 };

@@ -45,7 +45,7 @@ function drive(trades: Trade[], restoreEvery = 0) {
   for (let i = 0; i < trades.length; i += 17) {
     const batch = trades.slice(i, i + 17);
     const now = batch.at(-1)!.ts + 500;
-    const good = batch.filter((t) => analytics.checkTrade(t, 'replay', now).ok);
+    const good = batch.filter((t) => analytics.checkTrade(t, 'replay', now, i).ok);
     const step = builder.applyTrades(good);
     const late = new Set(step.tooLate.map((t) => t.id));
     accepted.push(...good.filter((t) => !late.has(t.id)));

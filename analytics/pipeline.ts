@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
-import { type Bar, TIMEFRAMES, type Timeframe, type Trade } from '../core/protocol/index.ts';
+import { type Bar, type SourceBar, TIMEFRAMES, type Timeframe, type Trade } from '../core/protocol/index.ts';
 import { AlertEvaluator, type AlertEvaluatorState, type AlertFiring, type AlertRule } from './alerts.ts';
 import { type FeatureRow, FeatureSeries } from './features.ts';
 import { type BarPoint, IndicatorSeries, type IndicatorValues } from './indicators.ts';
@@ -119,8 +119,14 @@ export class SymbolAnalytics {
     return new SymbolAnalytics(opts, state);
   }
 
-  checkTrade(trade: Trade, source: TradeSource, now: number): QualityResult {
-    return this.quality.check(trade, source, now);
+  /** Quality of one trade of the published message `message` (its stream sequence), stored at `now`. */
+  checkTrade(trade: Trade, source: TradeSource, now: number, message: number): QualityResult {
+    return this.quality.check(trade, source, now, message);
+  }
+
+  /** Quality of one source bar of the published message `message`, stored at `now`. */
+  checkSourceBar(bar: SourceBar, now: number, message: number): QualityResult {
+    return this.quality.checkBar(bar, now, message);
   }
 
   setRules(rules: readonly AlertRule[]): void {

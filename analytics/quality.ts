@@ -18,27 +18,37 @@
  *   turn every tick into an anomaly.
  * - volume: amount above `volume.factor` (100) × the mean amount of the last `volume.window`
  *   accepted trades (once `volume.minHistory` are known and that mean is > 0) is flagged; above
- *   `volume.quarantineFactor` (500) × it is quarantined. `confirmAfter` consecutive quarantined
- *   oversize trades are taken as a new normal size, so a symbol whose sizes really change is
- *   not locked out.
+ *   `volume.quarantineFactor` (500) × it is quarantined. A run of quarantined oversize trades,
+ *   confirmed like a price run (below), is taken as a new normal size, so a symbol whose sizes
+ *   really change is not locked out.
  *
  * A price check that quarantines would lock a symbol out after a real move (every later trade
- * is just as far from the last accepted price). So `confirmAfter` consecutive price-rejected
- * trades on the same side of the last accepted price are taken as a new level: the last of
- * them is accepted (flagged with the check) and the price statistics restart from it.
+ * is just as far from the last accepted price). So a run of price-rejected trades on the same
+ * side of the last accepted price is taken as a new level once it is confirmed over several
+ * messages and some time (analytics/confirmation.ts: `confirmAfter` trades from
+ * `confirmMessages` distinct messages across `confirmSpanMs`): the confirming trade is accepted
+ * (flagged with the check) and the price statistics restart from it; the run's earlier trades
+ * stay quarantined. One published message, however many trades it carries, confirms nothing.
+ *
+ * Source bars (`checkBar`, 1m bars of a feed without trades) pass the same checks: invalid
+ * (finite, low > 0, low ≤ open, close ≤ high, volume ≥ 0, minute-aligned), future (the minute
+ * must have ended), jump (the high or the low, whichever is farther from the last accepted
+ * price), z-score (the close; the statistics keep closes) and volume (the bar's volume against recent
+ * bars'). Freshness is not judged: a feed publishes whole sessions of past bars after a gap.
  *
  * Quality score: an exponentially weighted share of clean trades (accepted without any flag
  * = 1, flagged or quarantined = 0), starting at 1, half-life `scoreHalfLife` trades; in [0, 1].
  */
 import type { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
-import type { Trade } from '../core/protocol/index.ts';
+import type { SourceBar, Trade } from '../core/protocol/index.ts';
 import {
   QUALITY_CHECKS,
   type QualityCheck,
   type QualityConfig,
   qualityConfigSchema,
 } from '../core/quality-config.ts';
+import { type ConfirmationRule, ConfirmationRun, type RunState } from './confirmation.ts';
 
 // The checks' settings are part of the configuration schema (TICKMESH_CONFIG analytics.quality).
 export {
@@ -76,13 +86,19 @@ export interface QualityState {
   prices: RollingState;
   amounts: RollingState;
   lastPx: number | null;
-  /** Run of consecutive price rejections: +1 above, −1 below the last accepted price. */
-  pendingSide: number;
-  pendingCount: number;
+  /** Run of consecutive price rejections (side +1 above, −1 below the last accepted price). */
+  priceRun?: RunState;
+  /** Run of consecutive volume rejections. */
+  volumeRun?: RunState;
+  /** Before runs counted messages: the price run's side and length, the volume run's length. */
+  pendingSide?: number;
+  pendingCount?: number;
   volumePending?: number;
   score: number;
   counters: QualityCounters;
 }
+
+const ONE_MIN = 60_000;
 
 /**
  * Mean and population variance of the last `cap` values in O(1): sums of (x − shift) and its
@@ -209,10 +225,9 @@ export class QualityChecker {
   private readonly prices: RollingWindow;
   private readonly amounts: RollingWindow;
   private lastPx = Number.NaN;
-  private pendingSide = 0;
-  /** Consecutive volume rejections (see `confirmAfter`). */
-  private volumePending = 0;
-  private pendingCount = 0;
+  private readonly priceRun = new ConfirmationRun();
+  private readonly volumeRun = new ConfirmationRun();
+  private readonly rule: ConfirmationRule;
   private score = 1;
   private readonly keep: number;
   private counters: QualityCounters = {
@@ -227,14 +242,20 @@ export class QualityChecker {
     this.prices = new RollingWindow(this.config.zscore.window);
     this.amounts = new RollingWindow(this.config.volume.window);
     this.keep = 2 ** (-1 / this.config.scoreHalfLife);
+    this.rule = Object.freeze({
+      trades: this.config.confirmAfter,
+      messages: this.config.confirmMessages,
+      spanMs: this.config.confirmSpanMs,
+    });
     if (state) this.load(state);
   }
 
-  /** Judges one trade; accepted trades (clean or flagged) update the rolling statistics. */
-  check(trade: Trade, source: TradeSource, now: number): QualityResult {
-    const cfg = this.config;
-    const c = this.counters;
-    c.checked++;
+  /**
+   * Judges one trade of the published message `message` (its stream sequence), stored at `now`;
+   * accepted trades (clean or flagged) update the rolling statistics.
+   */
+  check(trade: Trade, source: TradeSource, now: number, message: number): QualityResult {
+    this.counters.checked++;
     const { px, qty, ts } = trade;
     if (
       !(
@@ -242,12 +263,56 @@ export class QualityChecker {
         px < Number.POSITIVE_INFINITY &&
         qty >= 0 &&
         qty < Number.POSITIVE_INFINITY &&
-        ts >= cfg.invalid.minTs &&
+        ts >= this.config.invalid.minTs &&
         ts < Number.POSITIVE_INFINITY
       )
     ) {
       return this.reject('invalid', `px ${px}, qty ${qty}, ts ${ts} out of range`);
     }
+    // Replayed history is published as fast as it can be read: its own clock spaces it.
+    return this.judge(px, px, px, qty, ts, source, now, source === 'replay' ? ts : now, message);
+  }
+
+  /** Judges one source bar (a 1m bar of a feed without trades) of message `message`, stored at `now`. */
+  checkBar(bar: SourceBar, now: number, message: number): QualityResult {
+    this.counters.checked++;
+    const { t, o, h, l, c, vol } = bar;
+    if (
+      !(
+        l > 0 &&
+        l <= o &&
+        l <= c &&
+        o <= h &&
+        c <= h &&
+        h < Number.POSITIVE_INFINITY &&
+        vol >= 0 &&
+        vol < Number.POSITIVE_INFINITY &&
+        t >= this.config.invalid.minTs &&
+        t % ONE_MIN === 0
+      )
+    ) {
+      return this.reject('invalid', `bar t ${t} o ${o} h ${h} l ${l} c ${c} vol ${vol} inconsistent`);
+    }
+    // The bar's last millisecond: a minute that has not ended is not a finished bar.
+    return this.judge(l, h, c, vol, t + ONE_MIN - 1, null, now, now, message);
+  }
+
+  /**
+   * The checks after `invalid`: prices `lo`..`hi` (equal for a trade) closing at `close`, amount
+   * `qty`, at exchange time `ts`; `source` null skips freshness; `at` is the confirmation clock.
+   */
+  private judge(
+    lo: number,
+    hi: number,
+    close: number,
+    qty: number,
+    ts: number,
+    source: TradeSource | null,
+    now: number,
+    at: number,
+    message: number,
+  ): QualityResult {
+    const cfg = this.config;
     let flags = 0;
 
     if (cfg.future.action !== 'off' && ts > now + cfg.future.maxAheadMs) {
@@ -255,7 +320,7 @@ export class QualityChecker {
         return this.reject('future', `ts ${ts} is ${ts - now} ms ahead of now`);
       flags |= BIT.future;
     }
-    if (cfg.stale.action !== 'off' && source !== 'replay') {
+    if (cfg.stale.action !== 'off' && source !== null && source !== 'replay') {
       const maxAge = source === 'live' ? cfg.stale.liveMaxAgeMs : cfg.stale.repairMaxAgeMs;
       if (now - ts > maxAge) {
         if (cfg.stale.action === 'quarantine')
@@ -264,10 +329,11 @@ export class QualityChecker {
       }
     }
 
-    // Price checks against the accepted history.
+    // Price checks against the accepted history, on the price farthest from the last one.
+    const last = this.lastPx;
+    const px = lo !== hi && !Number.isNaN(last) && last - lo > hi - last ? lo : hi;
     let priceReject: QualityCheck | null = null;
     let reason = '';
-    const last = this.lastPx;
     if (cfg.jump.action !== 'off' && !Number.isNaN(last)) {
       const pct = Math.abs(px / last - 1) * 100;
       if (pct > cfg.jump.pct) {
@@ -281,26 +347,25 @@ export class QualityChecker {
     if (priceReject === null && z.action !== 'off' && this.prices.count >= z.minHistory) {
       const mean = this.prices.mean();
       const std = Math.max(Math.sqrt(this.prices.variance()), mean * z.minRelStd);
-      const score = Math.abs(px - mean) / std;
+      // Against a mean of closes, a bar's close: its high and low sit off that mean by nature.
+      const score = Math.abs(close - mean) / std;
       if (score > z.sigma) {
         if (z.action === 'quarantine') {
           priceReject = 'zscore';
-          reason = `px ${px} is ${score.toFixed(1)} sigma from the mean ${mean}`;
+          reason = `px ${close} is ${score.toFixed(1)} sigma from the mean ${mean}`;
         } else flags |= BIT.zscore;
       }
     }
     if (priceReject !== null) {
-      const side = px > last || Number.isNaN(last) ? 1 : -1;
-      this.pendingCount = this.pendingSide === side ? this.pendingCount + 1 : 1;
-      this.pendingSide = side;
-      if (cfg.confirmAfter === 0 || this.pendingCount < cfg.confirmAfter)
-        return this.reject(priceReject, reason);
-      // A run of trades at a new level: a real move. Restart the price statistics there.
+      const judged = priceReject === 'jump' ? px : close;
+      const side = judged > last || Number.isNaN(last) ? 1 : -1;
+      if (!this.priceRun.add(side, message, at, this.rule))
+        return this.reject(priceReject, `${reason}${this.pending(this.priceRun)}`);
+      // A run at a new level, confirmed over messages and time: a real move. Restart the price statistics there.
       this.prices.clear();
       flags |= BIT[priceReject];
     }
-    this.pendingCount = 0;
-    this.pendingSide = 0;
+    this.priceRun.reset();
 
     const vcfg = cfg.volume;
     if (vcfg.action !== 'off' && this.amounts.count >= vcfg.minHistory) {
@@ -308,21 +373,23 @@ export class QualityChecker {
       const hard = vcfg.quarantineFactor !== null && qty > vcfg.quarantineFactor * mean;
       if (mean > 0 && (qty > vcfg.factor * mean || hard)) {
         if (vcfg.action === 'quarantine' || hard) {
-          this.volumePending++;
-          if (cfg.confirmAfter === 0 || this.volumePending < cfg.confirmAfter)
-            return this.reject('volume', `qty ${qty} is ${(qty / mean).toFixed(0)}x the mean ${mean}`);
-          // Sizes really changed (a run of them): restart the size statistics there.
+          if (!this.volumeRun.add(1, message, at, this.rule))
+            return this.reject(
+              'volume',
+              `qty ${qty} is ${(qty / mean).toFixed(0)}x the mean ${mean}${this.pending(this.volumeRun)}`,
+            );
+          // Sizes really changed (a confirmed run of them): restart the size statistics there.
           this.amounts.clear();
         }
         flags |= BIT.volume;
       }
     }
-    this.volumePending = 0;
+    this.volumeRun.reset();
 
     // Accepted.
-    c.accepted++;
-    this.lastPx = px;
-    this.prices.push(px);
+    this.counters.accepted++;
+    this.lastPx = close;
+    this.prices.push(close);
     this.amounts.push(qty);
     this.score = this.score * this.keep + (flags === 0 ? 1 - this.keep : 0);
     if (flags === 0) return CLEAN;
@@ -333,8 +400,13 @@ export class QualityChecker {
       FLAGGED[flags] = Object.freeze({ ok: true, flags: names });
     }
     // Only the checks that flagged (usually one), not a test of every check.
-    for (const check of names) c.flagged[check]++;
+    for (const check of names) this.counters.flagged[check]++;
     return FLAGGED[flags]!;
+  }
+
+  /** Where an unconfirmed run stands, for the quarantine reason. */
+  private pending(run: ConfirmationRun): string {
+    return this.rule.trades > 0 ? ` (unconfirmed run of ${run.length})` : '';
   }
 
   /** Mean and (floored-free) population std of the accepted prices in the z-score window. */
@@ -366,9 +438,8 @@ export class QualityChecker {
       prices: this.prices.toState(),
       amounts: this.amounts.toState(),
       lastPx: Number.isNaN(this.lastPx) ? null : this.lastPx,
-      pendingSide: this.pendingSide,
-      volumePending: this.volumePending,
-      pendingCount: this.pendingCount,
+      priceRun: this.priceRun.toState(),
+      volumeRun: this.volumeRun.toState(),
       score: this.score,
       counters: this.stats(),
     };
@@ -379,9 +450,8 @@ export class QualityChecker {
     this.prices.load(s.prices);
     this.amounts.load(s.amounts);
     this.lastPx = s.lastPx ?? Number.NaN;
-    this.pendingSide = s.pendingSide;
-    this.volumePending = s.volumePending ?? 0;
-    this.pendingCount = s.pendingCount;
+    this.priceRun.load(s.priceRun ?? ConfirmationRun.legacy(s.pendingCount ?? 0, s.pendingSide ?? 0));
+    this.volumeRun.load(s.volumeRun ?? ConfirmationRun.legacy(s.volumePending ?? 0, 1));
     this.score = s.score;
     this.counters = {
       checked: s.counters.checked,

@@ -81,8 +81,8 @@ function checkTrades(q: QualityChecker | SymbolAnalytics, bar: Bar, trade: Trade
     trade.qty = (bar.vol / TRADES_PER_BAR) * (0.5 + u[(k + 7) % TRADES_PER_BAR]!);
     const r =
       q instanceof QualityChecker
-        ? q.check(trade, 'live', trade.ts + 50)
-        : q.checkTrade(trade, 'live', trade.ts + 50);
+        ? q.check(trade, 'live', trade.ts + 50, bar.t)
+        : q.checkTrade(trade, 'live', trade.ts + 50, bar.t);
     if (!r.ok) rejected++;
   }
   return rejected;

@@ -182,9 +182,14 @@ export const configSchema = z
       .object({
         batchSize: z.number().int().min(1).max(10_000).default(1000),
         flushMs: z.number().int().min(1).default(50),
+        /**
+         * How often the writer re-reads the known (exchange, symbol) pairs; a bar of a pair it
+         * does not know triggers a re-read before it is quarantined.
+         */
+        symbolsRefreshMs: z.number().int().min(100).default(10_000),
       })
       .strict()
-      .default({ batchSize: 1000, flushMs: 50 }),
+      .prefault({}),
     auth: z
       .object({
         /** HS256 key of access tokens (TICKMESH_JWT_SECRET); npm start generates one. */

@@ -69,9 +69,19 @@ export const qualityConfigSchema = z
       .prefault({}),
     /**
      * Consecutive same-side price rejections accepted as a real move, and consecutive volume
-     * rejections accepted as a new normal size (0 = never).
+     * rejections accepted as a new normal size (0 = never)...
      */
     confirmAfter: z.number().int().min(0).default(3),
+    /**
+     * ...provided they came in at least this many distinct published messages: one message
+     * (a feed bug, a stolen exchange credential) cannot move a bar however many trades it holds...
+     */
+    confirmMessages: z.number().int().min(1).default(3),
+    /**
+     * ...spread over at least this long, from the run's first outlier to the confirming one, on
+     * the stream clock (the time JetStream stored each message; replayed history: trade time).
+     */
+    confirmSpanMs: z.number().int().min(0).default(1000),
     scoreHalfLife: z.number().positive().default(200),
   })
   .strict();

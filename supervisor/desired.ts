@@ -39,6 +39,7 @@ export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]>
       kind: 'symbol',
       exchange: r.exchange,
       symbol: r.symbol,
+      exchangeKind: r.kind,
     });
     const ex = byExchange.get(r.exchange) ?? { kind: r.kind, options: r.options, symbols: [] };
     ex.symbols.push(r.symbol);

@@ -29,6 +29,7 @@ import {
   msgIds,
   type QualityReport,
   SCHEMA_VERSION,
+  type SourceBar,
   subjects,
   type Timeframe,
   type Trade,
@@ -161,11 +162,15 @@ export class AnalyticsStage {
     return rows.length;
   }
 
-  /** Judges trades not seen before; `now` is the message's stream time. */
+  /**
+   * Judges the trades of one published message not seen before; `message` is its stream
+   * sequence and `now` its stream time (quality confirms a real move over several messages).
+   */
   judge(
     trades: readonly Trade[],
     source: TradeSource,
     now: number,
+    message: number,
     seen: (id: string) => boolean,
   ): QualityVerdict {
     const good: Trade[] = [];
@@ -176,13 +181,34 @@ export class AnalyticsStage {
         good.push(t); // the bar builder drops it as a duplicate; judging it twice would skew the stats
         continue;
       }
-      const r = this.analytics.checkTrade(t, source, now);
+      const r = this.analytics.checkTrade(t, source, now, message);
       if (r.ok) {
         good.push(t);
         if (r.flags?.length) flagged++;
       } else quarantined.push({ trade: t, check: r.check, reason: r.reason });
     }
     return { good, quarantined, flagged };
+  }
+
+  /** Judges the source bars of one published message like `judge` does trades. */
+  judgeBars(
+    bars: readonly SourceBar[],
+    now: number,
+    message: number,
+    seen: (t: number) => boolean,
+  ): { good: SourceBar[]; quarantined: { bar: SourceBar; check: string; reason: string }[] } {
+    const good: SourceBar[] = [];
+    const quarantined: { bar: SourceBar; check: string; reason: string }[] = [];
+    for (const b of bars) {
+      if (seen(b.t)) {
+        good.push(b); // a repeat: the bar builder drops it
+        continue;
+      }
+      const r = this.analytics.checkSourceBar(b, now, message);
+      if (r.ok) good.push(b);
+      else quarantined.push({ bar: b, check: r.check, reason: r.reason });
+    }
+    return { good, quarantined };
   }
 
   get qualityScore(): number {

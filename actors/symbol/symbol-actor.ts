@@ -28,8 +28,10 @@ import { isConsumerDelivery, type Topology } from '../../core/nats.ts';
 import {
   type Bar,
   consumers,
+  type ExchangeKind,
   encodeJson,
   msgIds,
+  SOURCE_BAR_EXCHANGE_KINDS,
   STREAMS,
   type SymbolSnapshot,
   stateKeys,
@@ -67,6 +69,8 @@ export interface SymbolActorDeps {
   cfg: Config;
   /** Alert rules and the indicator warm-up; without it the actor runs without either. */
   pool?: Pool;
+  /** Its exchange's kind (from the actor spec); unknown: read from `exchanges` when a pool is given. */
+  exchangeKind?: ExchangeKind;
 }
 
 export class SymbolActor implements ActorBehavior {
@@ -157,6 +161,7 @@ export class SymbolActor implements ActorBehavior {
    */
   private async start(snapshot: SymbolSnapshot | null): Promise<void> {
     const { cfg, pool } = this.deps;
+    const kind = this.deps.exchangeKind ?? (await this.lookUpExchangeKind());
     const started = startSymbolState(
       this.ex,
       this.sym,
@@ -164,6 +169,7 @@ export class SymbolActor implements ActorBehavior {
         graceMs: cfg.bars.graceMs,
         revisionWindow: cfg.bars.revisionWindow,
         quality: cfg.analytics.quality,
+        sourceBars: kind !== null && SOURCE_BAR_EXCHANGE_KINDS.includes(kind),
       },
       snapshot,
     );
@@ -182,6 +188,19 @@ export class SymbolActor implements ActorBehavior {
       if (n > 0) this.ctx.log.info({ bars: n }, 'indicators warmed up from stored bars');
     }
     await this.reloadRules();
+  }
+
+  /** An assignment from before specs named the exchange's kind: ask the database (null: unknown). */
+  private async lookUpExchangeKind(): Promise<ExchangeKind | null> {
+    const { pool } = this.deps;
+    const kind = pool
+      ? await pool
+          .query<{ kind: ExchangeKind }>('SELECT kind FROM exchanges WHERE id = $1', [this.ex])
+          .then((r) => r.rows[0]?.kind ?? null)
+          .catch(() => null)
+      : null;
+    if (kind === null) this.ctx.log.warn('exchange kind unknown: source bars will be quarantined');
+    return kind;
   }
 
   private async reloadRules(): Promise<void> {

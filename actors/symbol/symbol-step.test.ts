@@ -19,7 +19,9 @@ const MIN = 60_000;
 const GRACE = 1000;
 /** Wall clock ahead of the exchange clock in these tests. */
 const LAG = 400;
-const OPTS = { graceMs: GRACE, revisionWindow: 3, quality: {} };
+const OPTS = { graceMs: GRACE, revisionWindow: 3, quality: {}, sourceBars: false };
+/** The options of a symbol whose exchange publishes source bars (yahoo). */
+const BAR_OPTS = { ...OPTS, sourceBars: true };
 
 const tr = (id: number, ts: number, px: number, qty = 1): Trade => ({ id: String(id), ts, px, qty });
 
@@ -43,13 +45,12 @@ class Feed {
     return stepSymbol(this.state, input);
   }
 
-  trades(trades: Trade[], sym = SYM): SymbolEffects {
-    const newest = Math.max(...trades.map((t) => t.ts));
-    return this.send({ v: 1, ex: EX, sym, trades }, newest + LAG);
+  trades(trades: Trade[], sym = SYM, now = Math.max(...trades.map((t) => t.ts)) + LAG): SymbolEffects {
+    return this.send({ v: 1, ex: EX, sym, trades }, now);
   }
 }
 
-const fresh = () => new Feed(startSymbolState(EX, SYM, OPTS, null).state);
+const fresh = (opts = OPTS) => new Feed(startSymbolState(EX, SYM, opts, null).state);
 const find = (bars: Bar[], tf: string, t: number) => bars.find((b) => b.tf === tf && b.t === t);
 
 describe('symbol step: trades', () => {
@@ -125,6 +126,25 @@ describe('symbol step: trades', () => {
     expect(out.applied.trades).toBe(1);
   });
 
+  it('keeps one message of absurd trades out of the bar, and takes the same level kept over messages and time', () => {
+    const f = fresh();
+    const base = Array.from({ length: 30 }, (_, i) => tr(i + 1, T0 + 1000 + i * 100, 100 + (i % 3) * 0.01));
+    f.trades(base);
+    // Three forged trades at 1e9 in one message: quarantined, the bar untouched.
+    const forged = f.trades([tr(100, T0 + 5000, 1e9), tr(101, T0 + 5001, 1e9), tr(102, T0 + 5002, 1e9)]);
+    expect(forged.applied.trades).toBe(0);
+    expect(forged.quarantined.map((q) => q.reason.split(':')[0])).toEqual(Array(3).fill('quality jump'));
+    const high = () => find(stepSymbol(f.state, { type: 'forming' }).forming, '1m', T0)!.h;
+    expect(high()).toBeLessThan(101);
+    // The feed goes on at the old level (which ends that run of outliers).
+    expect(f.trades([tr(150, T0 + 5500, 100.01)]).applied.trades).toBe(1);
+    // The level kept in messages stored 600 ms apart: the third message (1.2 s after the first) confirms it.
+    const stored = T0 + 6000;
+    const moves = [0, 1, 2].map((k) => f.trades([tr(200 + k, T0 + 6000 + k, 1e9)], SYM, stored + 600 * k));
+    expect(moves.map((o) => o.applied.trades)).toEqual([0, 0, 1]);
+    expect(high()).toBe(1e9);
+  });
+
   it('revises a closed bar with a late trade inside the revision window', () => {
     const f = fresh();
     f.trades([tr(1, T0 + 1000, 100)]);
@@ -175,11 +195,11 @@ describe('symbol step: trades', () => {
 });
 
 describe('symbol step: source bars and gap marks', () => {
-  const sourceBar = (t: number, c = 10) => ({ t, o: 10, h: 11, l: 9, c, vol: 5 });
+  const sourceBar = (t: number, c = 10) => ({ t, o: 10, h: 10.5, l: 9.5, c, vol: 5 });
   const bars = (list: unknown[]) => ({ v: 1, ex: EX, sym: SYM, bars: list });
 
   it('closes a source bar at once, drops a repeated one and quarantines late and malformed ones', () => {
-    const f = fresh();
+    const f = fresh(BAR_OPTS);
     const out = f.send(bars([sourceBar(T0 + MIN), { ...sourceBar(T0), t: T0 + 5 }]), T0 + 2 * MIN);
     expect(out.applied.bars).toBe(1);
     expect(find(out.closed, '1m', T0 + MIN)).toMatchObject({ src: true, closed: true, o: 10, c: 10, vol: 5 });
@@ -192,6 +212,34 @@ describe('symbol step: source bars and gap marks', () => {
 
     const late = f.send(bars([sourceBar(T0)]), T0 + 2 * MIN);
     expect(late.quarantined.map((q) => q.reason)).toEqual(['late: source bar for a closed minute']);
+  });
+
+  it('quarantines source bars from an exchange whose kind publishes trades, as one message', () => {
+    const f = fresh();
+    f.trades([tr(1, T0 + 1000, 100)]);
+    const before = JSON.stringify(f.state.builder.state);
+    const out = f.send(bars([sourceBar(T0 + MIN), sourceBar(T0 + 2 * MIN)]), T0 + 3 * MIN);
+    expect(out.quarantined.map((q) => q.reason)).toEqual(['source bars: sim is not a source-bar exchange']);
+    expect(out.applied.bars).toBe(0);
+    expect(out.closed).toEqual([]);
+    expect(JSON.stringify(f.state.builder.state)).toBe(before);
+    expect(f.state.seq).toBe(2);
+  });
+
+  it('puts source bars through the quality checks: an absurd one is quarantined, its neighbours kept', () => {
+    const f = fresh(BAR_OPTS);
+    f.send(bars(Array.from({ length: 5 }, (_, i) => sourceBar(T0 + i * MIN))), T0 + 6 * MIN);
+    const out = f.send(
+      bars([sourceBar(T0 + 5 * MIN), { ...sourceBar(T0 + 6 * MIN), h: 1e9 }, sourceBar(T0 + 7 * MIN)]),
+      T0 + 9 * MIN,
+    );
+    expect(out.quarantined.map((q) => q.reason.split(':')[0])).toEqual(['quality jump']);
+    expect(out.quarantined[0]!.payload).toMatchObject({ t: T0 + 6 * MIN, h: 1e9 });
+    expect(out.applied.bars).toBe(2);
+    expect(out.closed.filter((b) => b.tf === '1m').map((b) => [b.t - T0, b.h])).toEqual([
+      [5 * MIN, 10.5],
+      [7 * MIN, 10.5],
+    ]);
   });
 
   it('marks the bars a gap overlaps incomplete, revising closed ones, and reports the gap', () => {

@@ -36,6 +36,11 @@ export interface SymbolStepOptions {
   revisionWindow: number;
   /** `analytics.quality` of the config. */
   quality: Record<string, unknown>;
+  /**
+   * The symbol's exchange publishes source bars (its kind, e.g. yahoo): only then are source
+   * bars applied; from any other exchange they are quarantined.
+   */
+  sourceBars: boolean;
 }
 
 export interface SymbolState {
@@ -43,6 +48,8 @@ export interface SymbolState {
   readonly sym: string;
   readonly builder: BarBuilder;
   readonly stage: AnalyticsStage;
+  /** Source bars are accepted (SymbolStepOptions.sourceBars). */
+  readonly sourceBars: boolean;
   /** Last TRADES stream sequence applied (the resume point a snapshot records). */
   seq: number;
   /** Consumer sequence of the last first delivery this session (0: none yet). */
@@ -136,6 +143,7 @@ export function startSymbolState(
     sym,
     builder,
     stage: stage ?? new AnalyticsStage(ex, sym, opts.quality),
+    sourceBars: opts.sourceBars,
     seq: snapshot?.seq ?? 0,
     lastDelivery: 0,
     offsetMs: 0,
@@ -240,7 +248,8 @@ function applyFeed(
     const { batch, rejected } = feed;
     for (const r of rejected) out.quarantined.push({ reason: r.reason, payload: r.trade });
     // Data quality before a trade touches a bar.
-    const verdict = state.stage.judge(batch.trades, batch.source ?? 'live', input.storedAt, (id) =>
+    // The message boundary matters: a real move is confirmed only over several messages.
+    const verdict = state.stage.judge(batch.trades, batch.source ?? 'live', input.storedAt, input.seq, (id) =>
       state.builder.hasSeen(id),
     );
     for (const q of verdict.quarantined)
@@ -257,11 +266,25 @@ function applyFeed(
       alertRules: state.stage.rulesCount,
     };
   } else if (feed.kind === 'bars') {
+    if (!state.sourceBars) {
+      // Only feeds without trades (their exchange's kind says so) publish bars: from anyone
+      // else a bar could overwrite what trades built. One entry for the whole message.
+      out.quarantined.push({
+        reason: `source bars: ${state.ex} is not a source-bar exchange`,
+        payload: parsed.ok ? parsed.value : null,
+      });
+      return false;
+    }
     for (const r of feed.rejected) out.quarantined.push({ reason: r.reason, payload: r.bar });
-    const result = state.builder.applySourceBars(feed.batch.bars);
+    const verdict = state.stage.judgeBars(feed.batch.bars, input.storedAt, input.seq, (t) =>
+      state.builder.hasSeenSourceBar(t),
+    );
+    for (const q of verdict.quarantined)
+      out.quarantined.push({ reason: `quality ${q.check}: ${q.reason}`, payload: q.bar });
+    const result = state.builder.applySourceBars(verdict.good);
     for (const b of result.tooLateBars)
       out.quarantined.push({ reason: 'late: source bar for a closed minute', payload: b });
-    out.applied.bars = feed.batch.bars.length - result.duplicates - result.tooLateBars.length;
+    out.applied.bars = verdict.good.length - result.duplicates - result.tooLateBars.length;
     settle(state, result, out);
   } else {
     out.gap = feed.mark.gap;

@@ -4,6 +4,10 @@
  * batch committed; a database outage stalls the writer (retried with backoff) instead of
  * losing bars, and redelivery is harmless because the upsert is idempotent. A new session
  * resumes right after the ack floor (see openConsumer).
+ *
+ * Only bars of known (exchange, symbol) pairs whose content matches their subject are stored
+ * (bar-admission.ts); the rest are quarantined and acknowledged with their batch, so they
+ * neither redeliver forever nor hold back the good bars around them.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
@@ -31,6 +35,7 @@ import { retryFor, retryForever } from '../../core/retry.ts';
 import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
 import { Quarantine } from '../runtime/quarantine.ts';
+import { KnownSymbols, type SeriesRef, seriesProblem, seriesSummary } from './bar-admission.ts';
 import { type AnalyticsRow, upsertAnalytics, upsertBars } from './candle-store.ts';
 
 /** A BARS message: a closed bar (maybe with analytics) or an analytics update of one. */
@@ -48,12 +53,23 @@ function decodeBarsMessage(
   return b.ok ? { ok: true, value: { bar: b.value } } : b;
 }
 
-type Message = { type: 'bar'; msg: JsMsg } | { type: 'flush' };
+type Message = { type: 'bar'; msg: JsMsg } | { type: 'flush' } | { type: 'symbols' };
+
+interface Entry {
+  msg: JsMsg;
+  bar: Bar | null;
+  update?: AnalyticsRow;
+  /** KnownSymbols generation when it arrived (a later read knows every pair added before it). */
+  seen: number;
+}
 
 export class BarWriterActor implements ActorBehavior {
   private readonly mailbox: Mailbox<Message>;
-  private batch: { msg: JsMsg; bar: Bar | null; update?: AnalyticsRow }[] = [];
+  private batch: Entry[] = [];
   private flushTimer: TimerHandle | null = null;
+  private symbolsTimer: TimerHandle | null = null;
+  private readonly known = new KnownSymbols();
+  private quarantine!: Quarantine;
 
   constructor(private readonly deps: { topo: Topology; cfg: Config; pool: Pool }) {
     this.mailbox = new Mailbox<Message>(deps.cfg.writer.batchSize * 2, 'bar writer');
@@ -61,7 +77,7 @@ export class BarWriterActor implements ActorBehavior {
 
   async run(ctx: ActorContext): Promise<void> {
     const { topo, cfg } = this.deps;
-    const quarantine = Quarantine.forWriter(topo.nc, new OnceLogger(ctx.log), ctx.clock);
+    this.quarantine = Quarantine.forWriter(topo.nc, new OnceLogger(ctx.log), ctx.clock);
     const dbRetry = retryForever(200, 3000);
     dbRetry.onRetry((r) => {
       ctx.setDetail({ dbError: 'error' in r ? r.error.message : 'retrying', retryInMs: r.delay });
@@ -80,14 +96,13 @@ export class BarWriterActor implements ActorBehavior {
       this.mailbox.close();
     })();
     ctx.ready();
+    this.scheduleSymbols(ctx);
     const onAbort = () => messages.stop();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     try {
       for await (const m of this.mailbox) {
         if (m.type === 'bar') {
-          const checked = decodeBarsMessage(m.msg.subject, m.msg.data);
-          if (!checked.ok) quarantine.send(checked.error, m.msg.subject);
-          this.batch.push({ msg: m.msg, ...(checked.ok ? checked.value : { bar: null }) });
+          this.batch.push(this.admit(m.msg));
           if (this.batch.length >= cfg.writer.batchSize) await this.flush(ctx, dbRetry);
           else if (!this.flushTimer) {
             this.flushTimer = ctx.clock.setTimeout(() => {
@@ -95,16 +110,71 @@ export class BarWriterActor implements ActorBehavior {
               this.mailbox.offer({ type: 'flush' });
             }, cfg.writer.flushMs);
           }
+        } else if (m.type === 'symbols') {
+          await this.known
+            .refresh(this.deps.pool)
+            .catch((err) => ctx.log.debug({ err }, 'symbols re-read failed; keeping the last read'));
+          this.scheduleSymbols(ctx);
         } else await this.flush(ctx, dbRetry);
       }
       await this.flush(ctx, dbRetry);
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
       if (this.flushTimer) ctx.clock.clearTimeout(this.flushTimer);
+      if (this.symbolsTimer) ctx.clock.clearTimeout(this.symbolsTimer);
       messages.stop();
       await pump;
     }
     if (!ctx.signal.aborted) throw new ConsumerEndedError('bar');
+  }
+
+  /** Decodes and checks one message: a bar or update to store, or nothing (quarantined). */
+  private admit(msg: JsMsg): Entry {
+    const seen = this.known.generation;
+    const checked = decodeBarsMessage(msg.subject, msg.data);
+    if (!checked.ok) {
+      this.quarantine.send(checked.error, msg.subject);
+      return { msg, bar: null, seen };
+    }
+    const { bar, update } = checked.value;
+    const ref: SeriesRef = (bar ?? update)!;
+    const problem = seriesProblem(msg.subject, ref, bar === null);
+    if (problem) {
+      this.quarantine.send(problem, seriesSummary(msg.subject, ref));
+      return { msg, bar: null, seen };
+    }
+    return { msg, bar, update, seen };
+  }
+
+  /**
+   * Drops (quarantines) the entries of pairs not in `symbols`. A pair missing from a read made
+   * before its bar arrived is read again first, so a symbol added a moment ago is not refused.
+   */
+  private async keepKnown(batch: Entry[], dbRetry: RetryPolicy): Promise<void> {
+    const refOf = (e: Entry): SeriesRef | null => e.bar ?? (e.update as SeriesRef | undefined) ?? null;
+    const unknown = batch.filter((e) => {
+      const ref = refOf(e);
+      return ref !== null && !this.known.has(ref.ex, ref.sym);
+    });
+    if (unknown.length === 0) return;
+    if (unknown.some((e) => e.seen >= this.known.generation))
+      await dbRetry.execute(() => this.known.refresh(this.deps.pool));
+    for (const e of unknown) {
+      const ref = refOf(e)!;
+      if (this.known.has(ref.ex, ref.sym)) continue;
+      const summary = seriesSummary(e.msg.subject, ref);
+      this.quarantine.send(`unknown symbol: ${summary.ex}/${summary.sym} is not in symbols`, summary);
+      e.bar = null;
+      e.update = undefined;
+    }
+  }
+
+  private scheduleSymbols(ctx: ActorContext): void {
+    this.symbolsTimer = ctx.clock.setTimeout(() => {
+      this.symbolsTimer = null;
+      // A full mailbox must not end the re-reads: try again next interval.
+      if (!this.mailbox.offer({ type: 'symbols' })) this.scheduleSymbols(ctx);
+    }, this.deps.cfg.writer.symbolsRefreshMs);
   }
 
   /**
@@ -135,6 +205,7 @@ export class BarWriterActor implements ActorBehavior {
     const batch = this.batch;
     if (batch.length === 0) return;
     this.batch = [];
+    await this.keepKnown(batch, dbRetry);
     const bars = batch.flatMap((b) => (b.bar ? [b.bar] : []));
     // Arrival order: a later update of the same bar's analytics wins.
     const analytics = batch.flatMap((b): AnalyticsRow[] =>

@@ -267,6 +267,9 @@ export type ActorKind = (typeof ACTOR_KINDS)[number];
 export const EXCHANGE_KINDS = ['sim', 'ccxt', 'yahoo', 'replay', 'external'] as const;
 export type ExchangeKind = (typeof EXCHANGE_KINDS)[number];
 
+/** Exchange kinds whose feed publishes 1m source bars instead of trades (Yahoo chart data). */
+export const SOURCE_BAR_EXCHANGE_KINDS: readonly ExchangeKind[] = Object.freeze(['yahoo']);
+
 const actorId = z.string().min(1);
 
 /** One exchange actor: publishes the trades of its active symbols. */
@@ -286,7 +289,14 @@ export type ExchangeActorSpec = z.infer<typeof exchangeActorSpecSchema>;
 
 /** One symbol actor: quality, bars, indicators, features and alerts of one symbol. */
 export const symbolActorSpecSchema = z
-  .object({ id: actorId, kind: z.literal('symbol'), exchange: z.string(), symbol: z.string() })
+  .object({
+    id: actorId,
+    kind: z.literal('symbol'),
+    exchange: z.string(),
+    symbol: z.string(),
+    /** Its exchange's kind (whether source bars may come); absent in older assignments. */
+    exchangeKind: z.enum(EXCHANGE_KINDS).optional(),
+  })
   .strict();
 export type SymbolActorSpec = z.infer<typeof symbolActorSpecSchema>;
 
