@@ -172,3 +172,15 @@ describe('outbound policy', () => {
     expect(await refused(p, 'https://slow.example.com/')).toMatch(/did not resolve in time/);
   });
 });
+
+describe('outbound policy when a rule is written', () => {
+  const names = { 'inside.example.com': ['10.0.0.5'], 'hooks.example.com': ['93.184.216.34'] };
+
+  it('accepts a name that does not resolve yet, and refuses what check() refuses otherwise', async () => {
+    const p = policy({}, names);
+    await expect(p.admit('https://not-yet.example.com/')).resolves.toBeUndefined();
+    await expect(p.admit('https://hooks.example.com/')).resolves.toBeUndefined();
+    for (const url of ['https://inside.example.com/', 'https://2130706433/', 'http://hooks.example.com/'])
+      await expect(p.admit(url), url).rejects.toBeInstanceOf(OutboundRefusedError);
+  });
+});

@@ -11,6 +11,9 @@
  * `unicast` (loopback, RFC 1918, CGNAT, link-local and so cloud metadata, unique-local,
  * multicast, broadcast, reserved, 6to4/Teredo/NAT64 …) is refused.
  *
+ * A rule may name a host that does not resolve yet (the gateway's resolver may not be the
+ * workers'); deliveries to it are refused until it resolves to an allowed address.
+ *
  * Refusals say why in coarse terms only: for a host name, whether it pointed to a private
  * address or to nothing is not told, so rule creation cannot map internal DNS either.
  */
@@ -150,6 +153,20 @@ export class OutboundPolicy {
    * reason) when the policy refuses it or the host does not resolve.
    */
   async check(raw: string): Promise<CheckedTarget> {
+    const target = await this.inspect(raw);
+    if (target === 'unresolved') throw this.refusal(false, 'it does not resolve');
+    return target;
+  }
+
+  /**
+   * The check when a rule is written: as `check`, except that a host name that does not
+   * resolve (yet) is accepted. Nothing is sent then, and every delivery checks again.
+   */
+  async admit(raw: string): Promise<void> {
+    await this.inspect(raw);
+  }
+
+  private async inspect(raw: string): Promise<CheckedTarget | 'unresolved'> {
     let url: URL;
     try {
       url = new URL(raw);
@@ -172,7 +189,7 @@ export class OutboundPolicy {
           if (e instanceof OutboundRefusedError) throw e;
           throw new OutboundRefusedError('the host name could not be resolved');
         });
-    if (addresses.length === 0) throw this.refusal(literal, 'it does not resolve');
+    if (addresses.length === 0) return 'unresolved';
 
     let httpAllowed = this.cfg.allowHttp || (named?.http ?? false);
     let allHttpEntries = true;

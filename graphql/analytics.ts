@@ -269,7 +269,7 @@ export class AlertRulesApi {
     for (const [field, url] of urls) {
       if (!url) continue;
       try {
-        await this.outbound.check(url);
+        await this.outbound.admit(url);
       } catch (e) {
         if (e instanceof OutboundRefusedError) throw new OutboundRefusedError(e.reason, field);
         throw e;
