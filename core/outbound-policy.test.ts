@@ -4,6 +4,7 @@
  * (test/webhook-policy.int.test.ts) runs it against a real DNS server and real receivers.
  */
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.ts';
 import { OutboundRefusedError } from './errors.ts';
 import { addressClass, isPublicAddress, OutboundPolicy, webhookPolicySchema } from './outbound-policy.ts';
 
@@ -182,5 +183,20 @@ describe('outbound policy when a rule is written', () => {
     await expect(p.admit('https://hooks.example.com/')).resolves.toBeUndefined();
     for (const url of ['https://inside.example.com/', 'https://2130706433/', 'http://hooks.example.com/'])
       await expect(p.admit(url), url).rejects.toBeInstanceOf(OutboundRefusedError);
+  });
+});
+
+describe('alerts.webhooks config', () => {
+  it('has https-only, nothing allow-listed and a 64 KB answer cap by default', () => {
+    expect(loadConfig({}).alerts.webhooks).toEqual({
+      allowHttp: false,
+      allow: [],
+      connectTimeoutMs: 3000,
+      maxResponseBytes: 65_536,
+      concurrency: 16,
+      perHostConcurrency: 2,
+    });
+    expect(loadConfig({}, { alerts: { pollMs: 10 } }).alerts.webhooks.allow).toEqual([]);
+    expect(() => loadConfig({}, { alerts: { webhooks: { allowAll: true } } })).toThrow(/allowAll/);
   });
 });
