@@ -200,3 +200,12 @@ describe('alerts.webhooks config', () => {
     expect(() => loadConfig({}, { alerts: { webhooks: { allowAll: true } } })).toThrow(/allowAll/);
   });
 });
+
+describe('alerts.webhooks.dnsServers', () => {
+  it('takes addresses with optional ports and refuses anything else in the config', () => {
+    for (const ok of ['10.0.0.2', '10.0.0.2:5353', '::1', '[::1]:53', '[fd00::53]'])
+      expect(() => webhookPolicySchema.parse({ dnsServers: [ok] }), ok).not.toThrow();
+    for (const bad of ['dns.example.com', '10.0.0.2:99999', '10.0.0.2:x', ''])
+      expect(() => webhookPolicySchema.parse({ dnsServers: [bad] }), bad).toThrow(/IP address/);
+  });
+});

@@ -23,6 +23,14 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { OutboundRefusedError } from './errors.ts';
 
+/** "ip", "ip:port" or "[ipv6]:port", as Resolver.setServers takes it. */
+function isDnsServer(s: string): boolean {
+  const m = /^\[(.+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(s);
+  const host = m ? m[1]! : s;
+  const port = m?.[2] ? Number(m[2]) : 53;
+  return isIP(host) !== 0 && port >= 1 && port <= 65_535;
+}
+
 /** An allow-list entry: a host name, an IP address or a CIDR range, optionally only some ports. */
 const allowEntrySchema = z
   .object({
@@ -48,7 +56,13 @@ export const webhookPolicySchema = z
      * DNS servers ("ip" or "ip:port") used instead of the system resolver (getaddrinfo), e.g. a
      * filtering resolver; /etc/hosts is then not consulted.
      */
-    dnsServers: z.array(z.string().min(1)).optional(),
+    dnsServers: z
+      .array(
+        z
+          .string()
+          .refine(isDnsServer, 'use an IP address, optionally with a port ("10.0.0.2:53", "[::1]:53")'),
+      )
+      .optional(),
     /** Time for the name lookup and for the TCP (and TLS) connection each. */
     connectTimeoutMs: z.number().int().positive().default(3000),
     /** Bytes of a receiver's answer read at most; then the connection is dropped. */
