@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { NATS_PRINCIPALS, type NatsPrincipal } from './nats-permissions.ts';
+import { webhookPolicySchema } from './outbound-policy.ts';
 import { qualityConfigSchema } from './quality-config.ts';
 
 const ms = z.number().int().positive();
@@ -150,22 +151,18 @@ export const configSchema = z
         /** nodemailer SMTP URL (smtp://user:pass@host:587); email alerts are off without it. */
         smtpUrl: z.string().optional(),
         from: z.string().default('tickmesh <tickmesh@localhost>'),
+        /** Total time of one delivery attempt (lookup, connect, request, answer). */
         timeoutMs: ms.default(5000),
         maxAttempts: z.number().int().min(1).max(100).default(8),
         backoffMs: ms.default(1000),
         maxBackoffMs: ms.default(5 * 60_000),
         /** How often the dispatcher looks for due deliveries when nothing wakes it. */
         pollMs: ms.default(1000),
+        /** Where webhooks may go, and how much of a receiver's time and answer they take. */
+        webhooks: webhookPolicySchema.prefault({}),
       })
       .strict()
-      .default({
-        from: 'tickmesh <tickmesh@localhost>',
-        timeoutMs: 5000,
-        maxAttempts: 8,
-        backoffMs: 1000,
-        maxBackoffMs: 5 * 60_000,
-        pollMs: 1000,
-      }),
+      .prefault({}),
     analytics: z
       .object({
         /** Data-quality checks: actions and limits (core/quality-config.ts, named defaults there). */

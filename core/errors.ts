@@ -194,6 +194,16 @@ export class DeliveryError extends TmError {
   }
 }
 
+/** An outbound URL (alert webhook, Slack hook) the outbound policy refuses (core/outbound-policy.ts). */
+export class OutboundRefusedError extends TmError {
+  constructor(
+    readonly reason: string,
+    field?: string,
+  ) {
+    super('TM_ERR_OUTBOUND_REFUSED', 400, `${field ? `${field}: ` : ''}outbound address refused: ${reason}`);
+  }
+}
+
 /** Another process answered a request with something this one cannot use. */
 export class RemoteError extends TmError {
   constructor(who: string, detail: string, options?: { cause?: unknown }) {

@@ -16,8 +16,9 @@ import {
   updateAlertRule,
 } from '../core/alert-rules-store.ts';
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, ForbiddenError, NotFoundError } from '../core/errors.ts';
+import { BadArgumentError, ForbiddenError, NotFoundError, OutboundRefusedError } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
+import type { OutboundPolicy } from '../core/outbound-policy.ts';
 import {
   type AlertFiringMessage,
   decodeJson,
@@ -255,7 +256,26 @@ export class AlertRulesApi {
     private readonly topo: Topology,
     /** Encrypts a webhook secret for storage (core/secret-box.ts). */
     private readonly seal: (plaintext: string) => string,
+    /** Where webhooks may go (checked here, and again before every delivery). */
+    private readonly outbound: OutboundPolicy,
   ) {}
+
+  /** TM_ERR_OUTBOUND_REFUSED for a webhook or Slack URL the outbound policy refuses. */
+  private async checkOutbound({ webhook, slack }: RuleChannels): Promise<void> {
+    const urls: [string, string | undefined][] = [
+      ['input.webhook.url', webhook?.url],
+      ['input.slackUrl', slack?.url],
+    ];
+    for (const [field, url] of urls) {
+      if (!url) continue;
+      try {
+        await this.outbound.admit(url);
+      } catch (e) {
+        if (e instanceof OutboundRefusedError) throw new OutboundRefusedError(e.reason, field);
+        throw e;
+      }
+    }
+  }
 
   async list(caller: Caller, exchange?: string | null, symbol?: string | null): Promise<AlertRule[]> {
     return (await listAlertRules(this.pool, { exchange, symbol, owner: ownerScope(caller) })).map(ruleOut);
@@ -275,6 +295,7 @@ export class AlertRulesApi {
     const checked = checkRule(id, input);
     const { rule } = checked;
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
+    await this.checkOutbound(checked.channels);
     const created = await insertAlertRule(this.pool, id, sealed(checked, this.seal), caller.username);
     this.changed(rule.exchange, rule.symbol);
     return ruleOut(created);
@@ -286,6 +307,7 @@ export class AlertRulesApi {
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
     const before = await this.ownRule(caller, id);
     if (!before) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
+    await this.checkOutbound(checked.channels);
     const updated = await updateAlertRule(this.pool, id, sealed(checked, this.seal));
     this.changed(before.rule.exchange, before.rule.symbol);
     this.changed(rule.exchange, rule.symbol);

@@ -6,6 +6,7 @@ import type { Pool } from '../core/db.ts';
 import { BadArgumentError, ConfigError, UnknownTimeframeError } from '../core/errors.ts';
 import { requestActorRestart } from '../core/micro.ts';
 import { listKeys, type Topology } from '../core/nats.ts';
+import { OutboundPolicy } from '../core/outbound-policy.ts';
 import {
   type ActorHealth,
   actorHealthSchema,
@@ -118,7 +119,12 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions, services }: Res
   const secretKey = parseSecretKey(
     need(cfg.auth.secretKey, 'TICKMESH_SECRET_KEY (the key webhook secrets are encrypted with)'),
   );
-  const rules = new AlertRulesApi(pool, topo, (secret) => sealSecret(secretKey, secret));
+  const rules = new AlertRulesApi(
+    pool,
+    topo,
+    (secret) => sealSecret(secretKey, secret),
+    new OutboundPolicy(cfg.alerts.webhooks),
+  );
 
   const auth = sessionResolvers(sessions, pool, services);
   return {

@@ -259,7 +259,15 @@ describe('alerts end to end', () => {
       config: {
         // Only the control message can make the actor see new rules within the test.
         analytics: { rulesRefreshMs: 600_000 },
-        alerts: { backoffMs: 20, maxBackoffMs: 100, pollMs: 50, maxAttempts: MAX_ATTEMPTS, timeoutMs: 2000 },
+        alerts: {
+          backoffMs: 20,
+          maxBackoffMs: 100,
+          pollMs: 50,
+          maxAttempts: MAX_ATTEMPTS,
+          timeoutMs: 2000,
+          // The receiver is a local http server: allow-listed, as an internal receiver would be.
+          webhooks: { allow: [{ host: '127.0.0.1', http: true }] },
+        },
       },
     });
     ({ db, cfg } = sys);
@@ -351,7 +359,8 @@ describe('alerts end to end', () => {
         channel: 'webhook',
         status: h === 'dead' ? 'failed' : 'delivered',
         attempts: h === 'dead' ? MAX_ATTEMPTS : h === 'flaky' ? FLAKY_FAILURES + 1 : 1,
-        last_error: h === 'dead' ? expect.stringMatching(/^HTTP 500 from 127\.0\.0\.1:\d+$/) : null,
+        // A coarse reason: no address or port (lastError must not map a network).
+        last_error: h === 'dead' ? 'HTTP 500' : null,
         delivered: h !== 'dead',
       });
     }

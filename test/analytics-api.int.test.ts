@@ -45,7 +45,11 @@ describe('analytics over GraphQL', () => {
     });
     await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
     hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
-    sys = await startSystem({ exchange: { id: EX, symbols: [SYM] } });
+    sys = await startSystem({
+      exchange: { id: EX, symbols: [SYM] },
+      // The receiver is a local http server: allow-listed, as an internal receiver would be.
+      config: { alerts: { webhooks: { allow: [{ host: '127.0.0.1', http: true }] } } },
+    });
     base = sys.base;
     api = await signIn(base);
   });

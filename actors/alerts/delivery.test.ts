@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createTransport } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OutboundPolicy, webhookPolicySchema } from '../../core/outbound-policy.ts';
 import { type AlertEventPayload, deliver, sign, verifySignature } from './delivery.ts';
 
 const event: AlertEventPayload = {
@@ -69,8 +70,15 @@ describe('alert delivery', () => {
     await new Promise<void>((r) => smtp?.close(() => r()));
   });
 
+  // The receiver is on loopback over http: allow-listed, as an operator would for an internal one.
+  const policy = new OutboundPolicy(
+    webhookPolicySchema.parse({ allow: [{ host: '127.0.0.1', http: true }] }),
+  );
   const deps = (mailer: ReturnType<typeof createTransport> | null = null) => ({
     timeoutMs: 2000,
+    connectTimeoutMs: 1000,
+    maxResponseBytes: 65_536,
+    policy,
     mailer,
     from: 'tickmesh <alerts@test>',
     now: () => 1_700_000_001_234,
@@ -107,10 +115,24 @@ describe('alert delivery', () => {
           event,
           deps(),
         ),
-      ).rejects.toThrow(/HTTP 500/);
+      ).rejects.toThrow(/^HTTP 500$/);
     } finally {
       status = 200;
     }
+  });
+
+  it('refuses a receiver that is not allow-listed, and says only that', async () => {
+    const other = base.replace('127.0.0.1', '127.0.0.2');
+    const before = requests.length;
+    await expect(
+      deliver(
+        'webhook',
+        { webhook: { url: `${other}/hook`, secret: 's3cret-s3cret-s3cret' } },
+        event,
+        deps(),
+      ),
+    ).rejects.toThrow(/^refused by policy$/);
+    expect(requests.length).toBe(before);
   });
 
   it('posts Slack-compatible {text}', async () => {

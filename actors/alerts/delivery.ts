@@ -11,6 +11,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Transporter } from 'nodemailer';
 import { DeliveryError } from '../../core/errors.ts';
+import type { CheckedTarget, OutboundPolicy } from '../../core/outbound-policy.ts';
+import { postJson } from './webhook-client.ts';
 
 export interface AlertEventPayload {
   id: string;
@@ -51,28 +53,40 @@ export function describe(e: AlertEventPayload): string {
   return `${e.condition} ${e.exchange} ${e.symbol} ${e.timeframe}: ${e.value.toPrecision(6)} vs ${e.threshold} (${side} bar ${e.barTime})`;
 }
 
+/**
+ * POSTs JSON to a URL the outbound policy lets through (checked now, connected to the checked
+ * address); failures carry coarse reasons only (see webhook-client.ts).
+ */
 async function post(
   url: string,
   body: string,
   headers: Record<string, string>,
-  timeoutMs: number,
+  deps: DeliveryDeps,
 ): Promise<void> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body,
-    signal: AbortSignal.timeout(timeoutMs),
+  let target: CheckedTarget;
+  try {
+    target = await deps.policy.check(url);
+  } catch (e) {
+    throw new DeliveryError('refused by policy', { cause: e });
+  }
+  await postJson(target, body, headers, {
+    connectTimeoutMs: deps.connectTimeoutMs,
+    totalTimeoutMs: deps.timeoutMs,
+    maxResponseBytes: deps.maxResponseBytes,
+    signal: deps.signal,
   });
-  // Drain the body so the connection can be reused.
-  await res.arrayBuffer().catch(() => undefined);
-  if (!res.ok) throw new DeliveryError(`HTTP ${res.status} from ${new URL(url).host}`);
 }
 
 export interface DeliveryDeps {
+  /** Total time of one attempt. */
   timeoutMs: number;
+  connectTimeoutMs: number;
+  maxResponseBytes: number;
+  policy: OutboundPolicy;
   mailer: Transporter | null;
   from: string;
   now: () => number;
+  signal?: AbortSignal | undefined;
 }
 
 export async function deliver(
@@ -95,26 +109,30 @@ export async function deliver(
           'x-tickmesh-timestamp': timestamp,
           'x-tickmesh-signature': sign(c.secret, timestamp, body),
         },
-        deps.timeoutMs,
+        deps,
       );
       return;
     }
     case 'slack': {
       const c = channels.slack;
       if (!c) throw new DeliveryError('no slack webhook configured');
-      await post(c.url, JSON.stringify({ text: `:rotating_light: ${describe(event)}` }), {}, deps.timeoutMs);
+      await post(c.url, JSON.stringify({ text: `:rotating_light: ${describe(event)}` }), {}, deps);
       return;
     }
     case 'email': {
       const c = channels.email;
       if (!c) throw new DeliveryError('no email recipient configured');
       if (!deps.mailer) throw new DeliveryError('email is not configured (set alerts.smtpUrl / SMTP_URL)');
-      await deps.mailer.sendMail({
-        from: deps.from,
-        to: c.to,
-        subject: `[tickmesh] ${event.condition} ${event.exchange} ${event.symbol}`,
-        text: `${describe(event)}\n\nrule ${event.ruleId}, event ${event.id}, fired ${event.firedAt}\n`,
-      });
+      try {
+        await deps.mailer.sendMail({
+          from: deps.from,
+          to: c.to,
+          subject: `[tickmesh] ${event.condition} ${event.exchange} ${event.symbol}`,
+          text: `${describe(event)}\n\nrule ${event.ruleId}, event ${event.id}, fired ${event.firedAt}\n`,
+        });
+      } catch (e) {
+        throw new DeliveryError('email could not be sent', { cause: e });
+      }
       return;
     }
   }

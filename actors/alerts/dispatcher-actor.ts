@@ -6,17 +6,24 @@
  * of the rule in `alert_deliveries`, and delivers them with exponential backoff until they
  * succeed or run out of attempts; every attempt's outcome is recorded. A message is acked only
  * after its rows committed; deliveries survive restarts because they live in the database.
+ *
+ * Deliveries run concurrently (`alerts.webhooks.concurrency` in all, `perHostConcurrency` per
+ * receiver host), so a slow or silent receiver holds only its own slots and delays no other
+ * rule; a delivery in flight is never picked up a second time. Every URL passes the outbound
+ * policy again before each attempt (core/outbound-policy.ts), and `last_error` records a coarse
+ * reason only ("refused by policy", "timeout", "connection failed", "HTTP 503").
  */
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { createTransport, type Transporter } from 'nodemailer';
 import { readRuleChannels, readRuleDeliveryInfo } from '../../core/alert-rules-store.ts';
-import { type Clock, every } from '../../core/clock.ts';
+import { every } from '../../core/clock.ts';
 import type { Config } from '../../core/config.ts';
 import { inTransaction, type Pool } from '../../core/db.ts';
-import { ConsumerEndedError } from '../../core/errors.ts';
+import { ConsumerEndedError, DeliveryError } from '../../core/errors.ts';
 import { metrics } from '../../core/metrics.ts';
 import { infoOrNull, type Topology } from '../../core/nats.ts';
+import { OutboundPolicy } from '../../core/outbound-policy.ts';
 import {
   type AlertFiringMessage,
   alertFiringSchema,
@@ -54,15 +61,43 @@ interface Due {
   fired_at: Date;
 }
 
+/** Rows read per look for due deliveries. */
+const BATCH = 50;
+
+/** The receiver a delivery goes to, for the per-host limit: host:port of its URL, or the channel. */
+function receiverOf(d: Due): string {
+  const url =
+    d.channel === 'webhook' ? d.channels.webhook?.url : d.channel === 'slack' ? d.channels.slack?.url : null;
+  if (!url) return d.channel;
+  try {
+    return new URL(url).host;
+  } catch {
+    return d.channel;
+  }
+}
+
 export class AlertDispatcherActor implements ActorBehavior {
-  private wake: (() => void) | null = null;
+  private waiter: (() => void) | null = null;
+  private woken = false;
   private readonly mailer: Transporter | null;
   private readonly secretKey: SecretKey | null;
+  private readonly policy: OutboundPolicy;
+  /** Deliveries being attempted, as [event id, channel], and how many go to each receiver host. */
+  private readonly inFlight = new Map<string, [string, ChannelName]>();
+  private readonly perHost = new Map<string, number>();
+  private readonly attempts = new Set<Promise<void>>();
 
   constructor(private readonly deps: { topo: Topology; cfg: Config; pool: Pool }) {
     const url = deps.cfg.alerts.smtpUrl;
     this.mailer = url ? createTransport(url) : null;
     this.secretKey = deps.cfg.auth.secretKey ? parseSecretKey(deps.cfg.auth.secretKey) : null;
+    this.policy = new OutboundPolicy(deps.cfg.alerts.webhooks);
+  }
+
+  /** Makes the delivery loop look for due deliveries now (also when it is busy right now). */
+  private wake(): void {
+    this.woken = true;
+    this.waiter?.();
   }
 
   async run(ctx: ActorContext): Promise<void> {
@@ -72,7 +107,7 @@ export class AlertDispatcherActor implements ActorBehavior {
     const messages = await consumer.consume({ max_messages: 100 });
     const onAbort = () => {
       messages.stop();
-      this.wake?.();
+      this.wake();
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     const dbRetry = retryForever(200, 5000);
@@ -94,12 +129,12 @@ export class AlertDispatcherActor implements ActorBehavior {
         }
         msg.ack();
         ctx.markEvent();
-        this.wake?.();
+        this.wake();
       }
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
       messages.stop();
-      this.wake?.();
+      this.wake();
       await deliveries;
       this.mailer?.close();
     }
@@ -157,43 +192,86 @@ export class AlertDispatcherActor implements ActorBehavior {
     });
   }
 
-  /** Delivers due deliveries until the actor stops; sleeps until woken or the next poll. */
+  /**
+   * Starts due deliveries until the actor stops, within the concurrency limits; sleeps until
+   * woken (a new firing, an attempt finished) or the next poll. Attempts in flight when it stops
+   * finish (each is bounded by alerts.timeoutMs) and are recorded.
+   */
   private async deliveryLoop(ctx: ActorContext): Promise<void> {
     const cfg = this.deps.cfg.alerts;
+    const { concurrency, perHostConcurrency } = cfg.webhooks;
     while (!ctx.signal.aborted) {
-      let due: Due[] = [];
+      this.woken = false;
+      let more = false;
       try {
-        due = await this.due(ctx.clock.now());
+        const due = await this.due(ctx.clock.now(), perHostConcurrency);
+        let started = 0;
         for (const d of due) {
-          if (ctx.signal.aborted) break;
-          await this.attempt(d, ctx.clock);
+          if (ctx.signal.aborted || this.attempts.size >= concurrency) break;
+          const host = receiverOf(d);
+          if ((this.perHost.get(host) ?? 0) >= perHostConcurrency) continue;
+          this.start(d, host, ctx);
+          started++;
         }
+        more = due.length >= BATCH && started > 0 && this.attempts.size < concurrency;
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message }, 'alert deliveries: database unavailable; retrying');
       }
-      if (due.length >= 50) continue;
+      if (more || this.woken) continue;
       await new Promise<void>((resolve) => {
         const t = ctx.clock.setTimeout(() => resolve(), cfg.pollMs);
-        this.wake = () => {
+        this.waiter = () => {
           ctx.clock.clearTimeout(t);
           resolve();
         };
       });
-      this.wake = null;
+      this.waiter = null;
     }
+    await Promise.allSettled([...this.attempts]);
   }
 
-  private async due(now: number): Promise<Due[]> {
+  /** Runs one attempt in the background, holding its slots until it is recorded. */
+  private start(d: Due, host: string, ctx: ActorContext): void {
+    const key = `${d.event_id}\n${d.channel}`;
+    this.inFlight.set(key, [d.event_id, d.channel]);
+    this.perHost.set(host, (this.perHost.get(host) ?? 0) + 1);
+    const attempt = this.attempt(d, ctx)
+      .catch((err) => {
+        // Recording failed (database down): the row stays pending and is attempted again.
+        ctx.log.warn({ err: (err as Error).message }, 'alert delivery: outcome not recorded; will retry');
+      })
+      .finally(() => {
+        this.inFlight.delete(key);
+        const n = (this.perHost.get(host) ?? 1) - 1;
+        if (n > 0) this.perHost.set(host, n);
+        else this.perHost.delete(host);
+        this.attempts.delete(attempt);
+        this.wake();
+      });
+    this.attempts.add(attempt);
+  }
+
+  /**
+   * Due deliveries not in flight, oldest first, at most `perRule` of each rule and channel: one
+   * rule's backlog (a dead receiver) cannot fill the batch and hide every other rule's.
+   */
+  private async due(now: number, perRule: number): Promise<Due[]> {
+    const flying = [...this.inFlight.values()];
     const { rows } = await this.deps.pool.query<Omit<Due, 'channels' | 'note'>>(
-      `SELECT d.event_id, d.channel, d.attempts,
-              e.rule_id, e.exchange, e.symbol, e.timeframe, e.condition, e.threshold, e.value, e.bar_ts,
-              e.closed_bar, e.fired_at
-         FROM alert_deliveries d
-         JOIN alert_events e ON e.id = d.event_id
-        WHERE d.status = 'pending' AND d.next_attempt_at <= to_timestamp($1 / 1000.0)
-        ORDER BY d.next_attempt_at
-        LIMIT 50`,
-      [now],
+      `SELECT event_id, channel, attempts, rule_id, exchange, symbol, timeframe, condition, threshold, value,
+              bar_ts, closed_bar, fired_at
+         FROM (SELECT d.event_id, d.channel, d.attempts, d.next_attempt_at,
+                      e.rule_id, e.exchange, e.symbol, e.timeframe, e.condition, e.threshold, e.value, e.bar_ts,
+                      e.closed_bar, e.fired_at,
+                      row_number() OVER (PARTITION BY e.rule_id, d.channel ORDER BY d.next_attempt_at) AS n
+                 FROM alert_deliveries d
+                 JOIN alert_events e ON e.id = d.event_id
+                WHERE d.status = 'pending' AND d.next_attempt_at <= to_timestamp($1 / 1000.0)
+                  AND (d.event_id, d.channel) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))) due
+        WHERE n <= $4
+        ORDER BY next_attempt_at
+        LIMIT ${BATCH}`,
+      [now, flying.map(([e]) => e), flying.map(([, c]) => c), perRule],
     );
     // A rule deleted since its firing has no channels left: its queued deliveries fail and are recorded.
     const rules = await readRuleDeliveryInfo(this.deps.pool, [...new Set(rows.map((r) => r.rule_id))]);
@@ -220,8 +298,9 @@ export class AlertDispatcherActor implements ActorBehavior {
     }
   }
 
-  private async attempt(d: Due, clock: Clock): Promise<void> {
+  private async attempt(d: Due, ctx: ActorContext): Promise<void> {
     const cfg = this.deps.cfg.alerts;
+    const clock = ctx.clock;
     const event: AlertEventPayload = {
       id: d.event_id,
       ruleId: d.rule_id,
@@ -240,6 +319,9 @@ export class AlertDispatcherActor implements ActorBehavior {
     try {
       await deliver(d.channel, d.channels, event, {
         timeoutMs: cfg.timeoutMs,
+        connectTimeoutMs: cfg.webhooks.connectTimeoutMs,
+        maxResponseBytes: cfg.webhooks.maxResponseBytes,
+        policy: this.policy,
         mailer: this.mailer,
         from: cfg.from,
         now: () => clock.now(),
@@ -252,20 +334,21 @@ export class AlertDispatcherActor implements ActorBehavior {
       metrics.alertDeliveries.inc({ channel: d.channel, outcome: 'delivered' });
     } catch (err) {
       const failed = attempts >= cfg.maxAttempts;
+      // The stored reason is coarse (users read it); the detail goes to the operator's log only.
+      const reason = err instanceof DeliveryError ? err.message : 'delivery failed';
+      const cause = err instanceof DeliveryError ? err.cause : err;
+      if (cause)
+        ctx.log.info(
+          { rule: d.rule_id, channel: d.channel, err: (cause as Error).message },
+          `alert delivery failed: ${reason}`,
+        );
       // Exponential backoff with full jitter, capped.
       const delay = Math.random() * Math.min(cfg.maxBackoffMs, cfg.backoffMs * 2 ** (attempts - 1));
       await this.deps.pool.query(
         `UPDATE alert_deliveries SET status = $3, attempts = $4, last_error = $5,
                 next_attempt_at = now() + make_interval(secs => $6 / 1000.0), updated_at = now()
           WHERE event_id = $1 AND channel = $2`,
-        [
-          d.event_id,
-          d.channel,
-          failed ? 'failed' : 'pending',
-          attempts,
-          (err as Error).message.slice(0, 500),
-          delay,
-        ],
+        [d.event_id, d.channel, failed ? 'failed' : 'pending', attempts, reason.slice(0, 500), delay],
       );
       metrics.alertDeliveries.inc({ channel: d.channel, outcome: failed ? 'failed' : 'retry' });
     }
