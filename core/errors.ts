@@ -14,18 +14,23 @@ export class TmError extends Error {
   }
 }
 
+/** Input shown in a message: at most 64 characters, quoted, everything but printable ASCII escaped. */
+export function shownInput(input: string, max = 64): string {
+  const quoted = JSON.stringify(input.length > max ? input.slice(0, max) : input).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return input.length > max ? `${quoted}… (${input.length} characters)` : quoted;
+}
+
 export class InvalidSymbolError extends TmError {
-  constructor(
-    readonly input: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(
-      'TM_ERR_INVALID_SYMBOL',
-      400,
-      `invalid symbol or token ${JSON.stringify(input)}: ${reason}`,
-      options,
-    );
+  /** The input as the message shows it (bounded: the error may be logged). */
+  readonly input: string;
+
+  constructor(input: string, reason: string, options?: { cause?: unknown }) {
+    const shown = shownInput(input);
+    super('TM_ERR_INVALID_SYMBOL', 400, `invalid symbol or token ${shown}: ${reason}`, options);
+    this.input = shown;
   }
 }
 
@@ -50,7 +55,7 @@ export class UnknownSymbolError extends TmError {
     super(
       'TM_ERR_UNKNOWN_SYMBOL',
       404,
-      `unknown symbol ${JSON.stringify(symbol)} on exchange ${JSON.stringify(exchange)}`,
+      `unknown symbol ${shownInput(symbol)} on exchange ${shownInput(exchange)}`,
     );
   }
 }
@@ -146,7 +151,7 @@ export class PublishFailedError extends TmError {
 
 export class UnknownExchangeError extends TmError {
   constructor(exchange: string) {
-    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
+    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${shownInput(exchange)}`);
   }
 }
 
