@@ -14,13 +14,25 @@ export class TmError extends Error {
   }
 }
 
-/** Input shown in a message: at most 64 characters, quoted, everything but printable ASCII escaped. */
+/**
+ * Input shown in a message (and so in logs): quoted, everything but printable ASCII escaped as
+ * `\u{…}`, at most `max` characters of it, and the full length when it was cut.
+ */
 export function shownInput(input: string, max = 64): string {
-  const quoted = JSON.stringify(input.length > max ? input.slice(0, max) : input).replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return input.length > max ? `${quoted}… (${input.length} characters)` : quoted;
+  let shown = '';
+  let taken = 0;
+  for (const ch of input) {
+    const piece =
+      ch === '"' || ch === '\\'
+        ? `\\${ch}`
+        : ch >= ' ' && ch <= '~'
+          ? ch
+          : `\\u{${ch.codePointAt(0)!.toString(16)}}`;
+    if (shown.length + piece.length > max) break;
+    shown += piece;
+    taken += ch.length;
+  }
+  return taken < input.length ? `"${shown}"... (${input.length} characters)` : `"${shown}"`;
 }
 
 export class InvalidSymbolError extends TmError {
