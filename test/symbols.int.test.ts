@@ -4,7 +4,8 @@
  * nothing; 500 addSymbol aliases in one request are refused whole; an exchange's quota of
  * active symbols holds, also under concurrent additions. removeSymbol (admin only) stops the
  * actor and deletes its durable; deactivating releases the durable and reactivating continues
- * the bars exactly; a durable left behind by a crash is released by the next leader.
+ * the bars exactly; a symbol stored before the grammar that cannot run gets no actor and can be
+ * removed; a durable left behind by a crash is released by the next leader.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { barsFromTrades } from '../analytics/bar-builder.ts';
@@ -139,6 +140,22 @@ describe('symbols', () => {
     for (const s of [winner, 'Q1', 'Q2'])
       expect((await remove(api, s)).body.data).toEqual({ removeSymbol: true });
     expect(await rows()).toEqual([{ exchange: EX, symbol: 'AAPL', active: true }]);
+  });
+
+  it('gives a symbol stored before the grammar that cannot run no actor, and lets an admin remove it', async () => {
+    const legacy = '\u{1F680}'.repeat(32); // its durable name would be 392 characters
+    await sys.db.pool.query(`INSERT INTO symbols (exchange, symbol) VALUES ($1, $2)`, [EX, legacy]);
+    expect((await add('AFTER')).data).toEqual({ addSymbol: { active: true } });
+    // The desired set still loads: the symbol added after it gets its actor and durable.
+    await eventually(() => consumerExists(topo, EX, 'AFTER'), 'AFTER durable');
+    const assigned = [];
+    for await (const k of await topo.kv.assign.keys()) assigned.push(k);
+    expect(assigned.filter((k) => k.startsWith('symbol.test.') && !/AAPL|AFTER/.test(k))).toEqual([]);
+    expect((await setActive(legacy, false)).data).toEqual({ setSymbolActive: { active: false } });
+    expect(code(await setActive(legacy, true))).toBe('TM_ERR_INVALID_SYMBOL');
+    for (const s of [legacy, 'AFTER'])
+      expect((await remove(api, s)).body.data).toEqual({ removeSymbol: true });
+    await eventually(async () => !(await consumerExists(topo, EX, 'AFTER')), 'AFTER durable released');
   });
 
   it('removes a symbol for an admin only: its actor stops and its durable is deleted; history stays', async () => {
