@@ -32,6 +32,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({}, { sim: { turbo: true } })).toThrow(/turbo/);
   });
 
+  it('checks the simulator symbols against the symbol grammar and has symbol quotas', () => {
+    expect(() => loadConfig({}, { sim: { symbols: ['BTC/USDT', 'ВТС/USDT'] } })).toThrow(
+      /U\+0412.*sim\.symbols\[1\]/s,
+    );
+    const cfg = loadConfig({}, { symbols: { maxActivePerExchange: 3 } });
+    expect(cfg.symbols).toEqual({ maxActivePerExchange: 3, maxMutationsPerRequest: 10 });
+    expect(loadConfig({}).symbols.maxActivePerExchange).toBe(200);
+    expect(() => loadConfig({}, { symbols: { maxPerRequest: 1 } })).toThrow(/maxPerRequest/);
+  });
+
   it('accepts the config file shipped for Kubernetes', () => {
     const file = new URL('../k8s/base/tickmesh.json', import.meta.url);
     expect(() => loadConfig({}, JSON.parse(readFileSync(file, 'utf8')))).not.toThrow();

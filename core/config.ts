@@ -8,9 +8,14 @@ import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { NATS_PRINCIPALS, type NatsPrincipal } from './nats-permissions.ts';
 import { webhookPolicySchema } from './outbound-policy.ts';
+import { symbolSchema } from './protocol/symbols.ts';
 import { qualityConfigSchema } from './quality-config.ts';
 
 const ms = z.number().int().positive();
+
+/** Symbol quotas (each active symbol costs an actor, a durable consumer and a KV snapshot). */
+export const DEFAULT_MAX_ACTIVE_SYMBOLS = 200;
+export const DEFAULT_MAX_SYMBOL_MUTATIONS = 10;
 
 const restartSchema = z
   .object({
@@ -84,7 +89,7 @@ export const configSchema = z
         seed: z.number().int().default(42),
         /** Maximum trades per published message. */
         batchMax: z.number().int().min(1).max(5000).default(200),
-        symbols: z.array(z.string()).default(['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT']),
+        symbols: z.array(symbolSchema).default(['BTC/USDT', 'ETH/USDT', 'SOL/USDT', 'AAPL', 'MSFT']),
       })
       .strict()
       .default({
@@ -184,6 +189,16 @@ export const configSchema = z
          * does not know triggers a re-read before it is quarantined.
          */
         symbolsRefreshMs: z.number().int().min(100).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Quotas on the desired symbols (README "Symbols"); refused with TM_ERR_LIMIT. */
+    symbols: z
+      .object({
+        /** Active symbols one exchange may have (addSymbol, setSymbolActive, `tickmesh symbols`). */
+        maxActivePerExchange: z.number().int().min(1).default(DEFAULT_MAX_ACTIVE_SYMBOLS),
+        /** addSymbol / setSymbolActive / removeSymbol fields (aliases count) in one GraphQL request. */
+        maxMutationsPerRequest: z.number().int().min(1).default(DEFAULT_MAX_SYMBOL_MUTATIONS),
       })
       .strict()
       .prefault({}),

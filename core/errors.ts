@@ -14,18 +14,35 @@ export class TmError extends Error {
   }
 }
 
+/**
+ * Input shown in a message (and so in logs): quoted, everything but printable ASCII escaped as
+ * `\u{…}`, at most `max` characters of it, and the full length when it was cut.
+ */
+export function shownInput(input: string, max = 64): string {
+  let shown = '';
+  let taken = 0;
+  for (const ch of input) {
+    const piece =
+      ch === '"' || ch === '\\'
+        ? `\\${ch}`
+        : ch >= ' ' && ch <= '~'
+          ? ch
+          : `\\u{${ch.codePointAt(0)!.toString(16)}}`;
+    if (shown.length + piece.length > max) break;
+    shown += piece;
+    taken += ch.length;
+  }
+  return taken < input.length ? `"${shown}"... (${input.length} characters)` : `"${shown}"`;
+}
+
 export class InvalidSymbolError extends TmError {
-  constructor(
-    readonly input: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(
-      'TM_ERR_INVALID_SYMBOL',
-      400,
-      `invalid symbol or token ${JSON.stringify(input)}: ${reason}`,
-      options,
-    );
+  /** The input as the message shows it (bounded: the error may be logged). */
+  readonly input: string;
+
+  constructor(input: string, reason: string, options?: { cause?: unknown }) {
+    const shown = shownInput(input);
+    super('TM_ERR_INVALID_SYMBOL', 400, `invalid symbol or token ${shown}: ${reason}`, options);
+    this.input = shown;
   }
 }
 
@@ -50,7 +67,7 @@ export class UnknownSymbolError extends TmError {
     super(
       'TM_ERR_UNKNOWN_SYMBOL',
       404,
-      `unknown symbol ${JSON.stringify(symbol)} on exchange ${JSON.stringify(exchange)}`,
+      `unknown symbol ${shownInput(symbol)} on exchange ${shownInput(exchange)}`,
     );
   }
 }
@@ -146,7 +163,7 @@ export class PublishFailedError extends TmError {
 
 export class UnknownExchangeError extends TmError {
   constructor(exchange: string) {
-    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
+    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${shownInput(exchange)}`);
   }
 }
 

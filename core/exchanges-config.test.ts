@@ -55,3 +55,17 @@ describe('the ccxt entry of the exchanges file', () => {
     expect(f.exchanges.gw).toMatchObject({ refreshAfterMs: 0 });
   });
 });
+
+describe('the symbols of the exchanges file', () => {
+  it('pass the symbol grammar, or the file is refused naming the symbol', () => {
+    const file = (symbols: string) => `exchanges:\n  nyse:\n    kind: yahoo\n    symbols: ${symbols}\n`;
+    expect(parseExchangesFile(file('[AAPL, BRK-B, "^GSPC", "EURUSD=X"]')).exchanges.nyse?.symbols).toEqual([
+      'AAPL',
+      'BRK-B',
+      '^GSPC',
+      'EURUSD=X',
+    ]);
+    expect(() => parseExchangesFile(file('["AAPL\\u202E"]'))).toThrow(/U\+202E.*nyse\.symbols\[0\]/s);
+    expect(() => parseExchangesFile(file('["ВТС/USDT"]'))).toThrow(/U\+0412/);
+  });
+});

@@ -14,14 +14,18 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { inTransaction, type Pool } from './db.ts';
 import { ConfigError } from './errors.ts';
+import { symbolSchema } from './protocol/symbols.ts';
 
 const ms = z.number().int().positive();
 
 const common = {
   name: z.string().min(1).max(100).optional(),
   enabled: z.boolean().default(true),
-  /** Added to `symbols` when missing; never removed or reactivated by a reload. */
-  symbols: z.array(z.string().min(1).max(64)).max(5000).default([]),
+  /**
+   * Added to `symbols` when missing (so a removed one comes back on the next apply); never
+   * deactivated or reactivated by a reload. Each passes the symbol grammar (parseSymbol).
+   */
+  symbols: z.array(symbolSchema).max(5000).default([]),
 };
 
 export const stalenessSchema = z

@@ -90,11 +90,14 @@ describe('NATS permissions', () => {
         `$JS.API.CONSUMER.CREATE.${stream}`,
         `$JS.API.CONSUMER.CREATE.${stream}.${durable}.md.x`,
         `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.${durable}`,
-        `$JS.API.CONSUMER.DELETE.${stream}.${durable}`,
         `$JS.API.CONSUMER.MSG.NEXT.${stream}.${durable}`,
         `$JS.ACK.${stream}.${durable}.1.2.3.4.5`,
       ])
         expect(who(subject), subject).toEqual(['operator', reader]);
+      // The supervisor releases the durables of symbols that are no longer active (TRADES only).
+      expect(who(`$JS.API.CONSUMER.DELETE.${stream}.${durable}`)).toEqual(
+        stream === 'TRADES' ? ['operator', 'supervisor', reader] : ['operator', reader],
+      );
       // Looking a consumer up is everyone's.
       expect(who(`$JS.API.CONSUMER.INFO.${stream}.${durable}`)).toEqual([...NATS_PRINCIPALS]);
     }

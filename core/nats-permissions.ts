@@ -11,7 +11,9 @@
  *   forwards a restart to the worker hosting the actor).
  * - consumers of the market-data streams belong to their readers: only symbol actors create,
  *   pull from, ack or delete consumers of TRADES, only the writer of BARS, only the alert
- *   dispatcher of EVENTS, so nobody can drain another's durable. KV buckets' streams stay open
+ *   dispatcher of EVENTS, so nobody can drain another's durable. The one exception: the
+ *   supervisor deletes (never creates or reads) the TRADES durable of a symbol that is no longer
+ *   active, once its actor has stopped (supervisor/consumer-release.ts). KV buckets' streams stay open
  *   to every user's watches; a push consumer can be pointed at any subject, so the receivers of
  *   control requests and live subjects drop consumer deliveries (core/nats.ts
  *   isConsumerDelivery), and deliveries are never stored by another stream.
@@ -57,16 +59,24 @@ const JETSTREAM_CLIENT = [P.jetStreamApi, P.acks, P.flowControl];
 /**
  * `publish`: what it may publish besides using JetStream. `serves`: the role whose micro service
  * it registers (it listens on that role's subjects and on service discovery); actors serve none.
- * `consumes`: the market-data streams whose consumers it owns.
+ * `consumes`: the market-data streams whose consumers it owns. `releases`: streams whose
+ * consumers it may delete, and nothing else of them.
  */
 function grant(
   publish: string[],
-  opts: { streamAdmin?: boolean; serves?: ServiceRole; consumes?: StreamName[] } = {},
+  opts: {
+    streamAdmin?: boolean;
+    serves?: ServiceRole;
+    consumes?: StreamName[];
+    releases?: StreamName[];
+  } = {},
 ): NatsPermissions {
   const { serves } = opts;
+  const deletable = new Set((opts.releases ?? []).map(P.consumerDelete));
   const othersConsumers = Object.values(STREAMS)
     .filter((s) => !opts.consumes?.includes(s))
-    .flatMap(P.consumersOf);
+    .flatMap(P.consumersOf)
+    .filter((subject) => !deletable.has(subject));
   return {
     publish: {
       allow: [...JETSTREAM_CLIENT, ...publish],
@@ -95,7 +105,7 @@ const TABLE: Record<NatsPrincipal, NatsPermissions> = {
       // It forwards an operator's restart to the one worker that hosts the actor.
       P.control('worker', 'restart')[1]!,
     ],
-    { streamAdmin: true, serves: 'supervisor' },
+    { streamAdmin: true, serves: 'supervisor', releases: [STREAMS.trades] },
   ),
   worker: grant([P.kvWrites(BUCKETS.workers), P.kvWrites(BUCKETS.actorHealth), P.actorEvents], {
     serves: 'worker',

@@ -21,6 +21,7 @@ import { CredentialWatch } from './credential-watch.ts';
 import { LoginGuard } from './login-guard.ts';
 import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
+import { installSymbolMutationLimit } from './symbol-limits.ts';
 import { TopicHub } from './topic-hub.ts';
 
 export const SCHEMA = readFileSync(fileURLToPath(new URL('./schema.graphql', import.meta.url)), 'utf8');
@@ -89,6 +90,7 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
       path: '/graphql',
     });
     installRoleChecks(app, trail);
+    installSymbolMutationLimit(app, deps.cfg.symbols.maxMutationsPerRequest);
   });
 
 export const uiPlugin = (uiDir: string) =>

@@ -23,7 +23,13 @@ import {
   validateBar,
 } from '../core/protocol/index.ts';
 import { parseSecretKey, sealSecret } from '../core/secret-box.ts';
-import { addSymbol, assertSymbolExists, listSymbols, setSymbolActive } from '../core/symbols-store.ts';
+import {
+  addSymbol,
+  assertSymbolExists,
+  listSymbols,
+  removeSymbol,
+  setSymbolActive,
+} from '../core/symbols-store.ts';
 import {
   AlertRulesApi,
   alertStream,
@@ -42,6 +48,7 @@ import type {
   MutationAddSymbolArgs,
   MutationCreateAlertRuleArgs,
   MutationDeleteAlertRuleArgs,
+  MutationRemoveSymbolArgs,
   MutationRestartActorArgs,
   MutationSetSymbolActiveArgs,
   MutationUpdateAlertRuleArgs,
@@ -166,10 +173,11 @@ export function buildResolvers({ pool, topo, cfg, hub, sessions, services }: Res
     },
     Mutation: {
       ...auth.Mutation,
-      addSymbol: gql((a: MutationAddSymbolArgs) => addSymbol(pool, a.exchange, a.symbol)),
+      addSymbol: gql((a: MutationAddSymbolArgs) => addSymbol(pool, a.exchange, a.symbol, cfg.symbols)),
       setSymbolActive: gql((a: MutationSetSymbolActiveArgs) =>
-        setSymbolActive(pool, a.exchange, a.symbol, a.active),
+        setSymbolActive(pool, a.exchange, a.symbol, a.active, cfg.symbols),
       ),
+      removeSymbol: gql((a: MutationRemoveSymbolArgs) => removeSymbol(pool, a.exchange, a.symbol)),
       restartActor: gql(async (a: MutationRestartActorArgs) => {
         if (!ACTOR_ID.test(a.id)) throw new BadArgumentError('id', 'not an actor id (see the actors query)');
         const reply = await requestActorRestart(topo.nc, a.id);

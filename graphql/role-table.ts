@@ -34,6 +34,7 @@ export const ROLE_TABLE: Readonly<Record<string, Access>> = {
   // admin: everything else (symbols, users, API keys, audit log), listed for the reader
   'Mutation.addSymbol': 'admin',
   'Mutation.setSymbolActive': 'admin',
+  'Mutation.removeSymbol': 'admin',
   'Mutation.restartActor': 'admin',
   'Query.users': 'admin',
   'Query.apiKeys': 'admin',

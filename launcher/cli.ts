@@ -11,7 +11,13 @@ import { loadExchangesFile } from '../core/exchanges-config.ts';
 import { createLogger } from '../core/log.ts';
 import { VERSION } from '../core/micro.ts';
 import { connectAs } from '../core/nats.ts';
-import { addSymbol, listSymbols, type SymbolRow, setSymbolActive } from '../core/symbols-store.ts';
+import {
+  addSymbol,
+  listSymbols,
+  removeSymbol,
+  type SymbolRow,
+  setSymbolActive,
+} from '../core/symbols-store.ts';
 import {
   createUser,
   disableUser,
@@ -181,12 +187,14 @@ program
   });
 
 /** Runs `fn` with a pool on DATABASE_URL and closes it. */
-async function withDatabase<T>(fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+async function withDatabase<T>(
+  fn: (pool: ReturnType<typeof createPool>, cfg: ReturnType<typeof loadConfig>) => Promise<T>,
+): Promise<T> {
   const cfg = loadConfig();
   if (!cfg.database.url) throw new ConfigError('set DATABASE_URL (the dev command prints it)');
   const pool = createPool(cfg.database.url, 2);
   try {
-    return await fn(pool);
+    return await fn(pool, cfg);
   } finally {
     await pool.end();
   }
@@ -211,8 +219,19 @@ symbols
   .command('add <exchange> <symbol...>')
   .description('add symbols (or reactivate them)')
   .action((exchange: string, list: string[]) =>
+    withDatabase(async (pool, cfg) => {
+      for (const s of list) printRows([await addSymbol(pool, exchange, s, cfg.symbols)]);
+    }),
+  );
+symbols
+  .command('remove <exchange> <symbol...>')
+  .description('remove symbols (actors stop, durable consumers and alert rules go; stored bars stay)')
+  .action((exchange: string, list: string[]) =>
     withDatabase(async (pool) => {
-      for (const s of list) printRows([await addSymbol(pool, exchange, s)]);
+      for (const s of list)
+        process.stdout.write(
+          `${exchange}\t${s}\t${(await removeSymbol(pool, exchange, s)) ? 'removed' : 'absent'}\n`,
+        );
     }),
   );
 for (const [name, active] of [
@@ -220,8 +239,8 @@ for (const [name, active] of [
   ['deactivate', false],
 ] as const)
   symbols.command(`${name} <exchange> <symbol...>`).action((exchange: string, list: string[]) =>
-    withDatabase(async (pool) => {
-      for (const s of list) printRows([await setSymbolActive(pool, exchange, s, active)]);
+    withDatabase(async (pool, cfg) => {
+      for (const s of list) printRows([await setSymbolActive(pool, exchange, s, active, cfg.symbols)]);
     }),
   );
 

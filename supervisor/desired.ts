@@ -1,6 +1,7 @@
 /** The desired actor set, derived from the `exchanges` and `symbols` tables. */
 import type { Config } from '../core/config.ts';
 import { inTransaction, type Pool } from '../core/db.ts';
+import { InvalidSymbolError } from '../core/errors.ts';
 import {
   type ActorSpec,
   actorIds,
@@ -18,7 +19,16 @@ interface Row {
   symbol: string;
 }
 
-export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]> {
+/**
+ * The desired actors. A stored symbol whose token cannot be built (one stored before the symbol
+ * grammar, too long for a NATS consumer name) gets no actor, so it cannot crash-loop; it is
+ * reported through `onUnusable` and can still be deactivated or removed.
+ */
+export async function loadDesired(
+  pool: Pool,
+  cfg: Config,
+  onUnusable: (exchange: string, symbol: string, reason: string) => void = () => {},
+): Promise<ActorSpec[]> {
   const { rows } = await pool.query<Row>(
     `SELECT s.exchange, e.kind, e.options, s.symbol
        FROM symbols s JOIN exchanges e ON e.id = s.exchange
@@ -34,8 +44,16 @@ export async function loadDesired(pool: Pool, cfg: Config): Promise<ActorSpec[]>
     { kind: ExchangeKind; options: Record<string, unknown>; symbols: string[] }
   >();
   for (const r of rows) {
+    let id: string;
+    try {
+      id = actorIds.symbol(r.exchange, r.symbol);
+    } catch (e) {
+      if (!(e instanceof InvalidSymbolError)) throw e;
+      onUnusable(r.exchange, r.symbol, e.message);
+      continue;
+    }
     specs.push({
-      id: actorIds.symbol(r.exchange, r.symbol),
+      id,
       kind: 'symbol',
       exchange: r.exchange,
       symbol: r.symbol,

@@ -2,7 +2,8 @@
  * Cluster supervisor: the leader turns the desired actor set (Postgres) and the live workers
  * (KV `workers`, swept by timestamp since NATS 2.9 sends no event when a TTL expires a key)
  * into assignments in KV `actor-assign`. It reacts to symbol changes through LISTEN/NOTIFY and
- * a poll, and only writes while it holds the lease.
+ * a poll, and only writes while it holds the lease. It also deletes the `TRADES` durables of
+ * symbols that are no longer active, once their actors have stopped (consumer-release.ts).
  */
 
 import { unwatchFile, watchFile } from 'node:fs';
@@ -30,6 +31,7 @@ import {
 } from '../core/protocol/index.ts';
 import { retryFor } from '../core/retry.ts';
 import { planAssignments } from './assignment-plan.ts';
+import { releaseConsumers } from './consumer-release.ts';
 import { loadDesired, seedSimulator } from './desired.ts';
 import { LeaderLease } from './leader.ts';
 
@@ -43,6 +45,8 @@ export interface SupervisorOptions {
 }
 
 const DESIRED_REFRESH_MS = 2000;
+/** A pass over TRADES' durables runs on every change, and at least this often regardless. */
+const RELEASE_SWEEP_MS = 30_000;
 
 export class ClusterSupervisor {
   readonly lease: LeaderLease;
@@ -62,6 +66,12 @@ export class ClusterSupervisor {
   private running = false;
   private reconciling: Promise<void> | null = null;
   private liveWorkers: string[] = [];
+  /** Whether the desired set has been read once (before that, every durable looks unwanted). */
+  private desiredLoaded = false;
+  private releaseDue = true;
+  private releasedAt = Number.NEGATIVE_INFINITY;
+  /** Stored symbols that get no actor (logged once each). */
+  private readonly unusable = new Set<string>();
 
   constructor(private readonly opts: SupervisorOptions) {
     this.lease = new LeaderLease(
@@ -72,7 +82,10 @@ export class ClusterSupervisor {
       opts.log,
       (l) => {
         this.confirmedEpoch = 0;
-        if (l) void this.reconcile();
+        if (l) {
+          this.releaseDue = true;
+          void this.reconcile();
+        }
       },
     );
   }
@@ -230,9 +243,11 @@ export class ClusterSupervisor {
   /** One pass of placement; a call while one runs joins it. Writes only while leader. */
   reconcile(): Promise<void> {
     if (!this.running || !this.lease.isLeader) return Promise.resolve();
-    this.reconciling ??= this.reconcileOnce().finally(() => {
-      this.reconciling = null;
-    });
+    this.reconciling ??= this.reconcileOnce()
+      .then(() => this.releaseOnce())
+      .finally(() => {
+        this.reconciling = null;
+      });
     return this.reconciling;
   }
 
@@ -241,7 +256,14 @@ export class ClusterSupervisor {
       const now = this.opts.clock.now();
       if (this.desiredDirty || now - this.desiredAt >= DESIRED_REFRESH_MS) {
         try {
-          this.desired = await loadDesired(this.opts.pool, this.opts.cfg);
+          const before = this.desired.map((s) => s.id).join('\n');
+          this.desired = await loadDesired(this.opts.pool, this.opts.cfg, (exchange, symbol, reason) => {
+            if (this.unusable.has(`${exchange}\n${symbol}`)) return;
+            this.unusable.add(`${exchange}\n${symbol}`);
+            this.opts.log.warn({ exchange, reason }, 'a stored symbol cannot run; deactivate or remove it');
+          });
+          if (this.desired.map((s) => s.id).join('\n') !== before) this.releaseDue = true;
+          this.desiredLoaded = true;
           this.desiredDirty = false;
           this.desiredAt = now;
           if (!this.listener) await this.listen();
@@ -292,6 +314,28 @@ export class ClusterSupervisor {
       }
     } catch (err) {
       this.opts.log.warn({ err }, 'reconcile failed');
+    }
+  }
+
+  /** Deletes the durables of symbols no longer desired, when a pass is due (consumer-release.ts). */
+  private async releaseOnce(): Promise<void> {
+    const now = this.opts.clock.now();
+    if (!this.desiredLoaded || !this.lease.isLeader) return;
+    if (!this.releaseDue && now - this.releasedAt < RELEASE_SWEEP_MS) return;
+    try {
+      const { released, waiting } = await releaseConsumers(this.opts.topo, {
+        desired: new Set(this.desired.map((s) => s.id)),
+        assigned: (id) => this.assignments.has(id),
+        now,
+        healthTtlMs: this.opts.cfg.health.ttlMs,
+        beforeDelete: () => this.lease.assertHeld(),
+      });
+      this.releasedAt = now;
+      this.releaseDue = waiting.length > 0;
+      for (const consumer of released)
+        this.opts.log.info({ consumer }, 'released the durable of an inactive symbol');
+    } catch (err) {
+      this.opts.log.warn({ err }, 'releasing durables failed');
     }
   }
 }

@@ -173,6 +173,12 @@ describe('NATS authorization', () => {
     }
     const symbol = await jetstreamManager(await as('symbol'));
     await expect(symbol.consumers.delete(STREAMS.bars, consumers.barWriter)).rejects.toThrow(REFUSED);
+    // The supervisor releases durables of inactive symbols (test/symbols.int.test.ts), nothing more.
+    const supervisor = await jetstreamManager(await as('supervisor'));
+    await expect(
+      supervisor.consumers.add(STREAMS.trades, { durable_name: 'thief', ack_policy: AckPolicy.Explicit }),
+    ).rejects.toThrow(REFUSED);
+    await expect(supervisor.consumers.delete(STREAMS.bars, consumers.barWriter)).rejects.toThrow(REFUSED);
     expect(await topo.jsm.consumers.info(STREAMS.trades, symbolDurable)).toBeTruthy();
   });
 

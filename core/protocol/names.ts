@@ -68,6 +68,15 @@ export const consumers = Object.freeze({
   alertDispatcher: 'alerts_dispatcher',
 });
 
+/**
+ * The symbol actor a durable of `TRADES` belongs to (`sym_<ex>_<key>` → `symbol.<ex>.<key>`), or
+ * null for any other consumer. Exchange ids have no `_`, so the first one after the prefix ends it.
+ */
+export function symbolActorOfConsumer(name: string): string | null {
+  const m = /^sym_([a-z][a-z0-9]{0,31})_([A-Za-z0-9_=-]+)$/.exec(name);
+  return m ? `symbol.${m[1]}.${m[2]}` : null;
+}
+
 export const msgIds = Object.freeze({
   trades: (ex: string, sym: string, firstId: string, lastId: string) =>
     firstId === lastId
@@ -129,6 +138,10 @@ export const kvKeys = Object.freeze({
   supervisorLeader: 'leader',
 });
 
+function consumerDeleteOf(stream: string): string {
+  return `$JS.API.CONSUMER.DELETE.${stream}.>`;
+}
+
 /**
  * Subject patterns that NATS permissions name (core/nats-permissions.ts): whole families of
  * tickmesh subjects, the control endpoints of the micro services, and the JetStream API and KV
@@ -173,12 +186,14 @@ export const permissionSubjects = Object.freeze({
     `$JS.API.CONSUMER.CREATE.${stream}`,
     `$JS.API.CONSUMER.CREATE.${stream}.>`,
     `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.>`,
-    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    consumerDeleteOf(stream),
     `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
     `$JS.API.CONSUMER.PAUSE.${stream}.>`,
     `$JS.API.CONSUMER.UNPIN.${stream}.>`,
     `$JS.ACK.${stream}.>`,
   ],
+  /** Deleting any consumer of one stream (part of consumersOf). */
+  consumerDelete: consumerDeleteOf,
   acks: '$JS.ACK.>',
   /** Replies to an ordered consumer's flow-control messages (KV watches). */
   flowControl: '$JS.FC.>',

@@ -167,6 +167,7 @@ export type QueryResolvers<ContextType = MercuriusContext, ParentType extends Re
 export type MutationResolvers<ContextType = MercuriusContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   addSymbol?: Resolver<ResolversTypes['Symbol'], ParentType, ContextType, RequireFields<Types.MutationAddSymbolArgs, 'exchange' | 'symbol'>>;
   setSymbolActive?: Resolver<ResolversTypes['Symbol'], ParentType, ContextType, RequireFields<Types.MutationSetSymbolActiveArgs, 'exchange' | 'symbol' | 'active'>>;
+  removeSymbol?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<Types.MutationRemoveSymbolArgs, 'exchange' | 'symbol'>>;
   restartActor?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<Types.MutationRestartActorArgs, 'id'>>;
   createAlertRule?: Resolver<ResolversTypes['AlertRule'], ParentType, ContextType, RequireFields<Types.MutationCreateAlertRuleArgs, 'input'>>;
   updateAlertRule?: Resolver<ResolversTypes['AlertRule'], ParentType, ContextType, RequireFields<Types.MutationUpdateAlertRuleArgs, 'id' | 'input'>>;

@@ -182,10 +182,12 @@ export type QueryAuditLogArgs = {
 
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Adds (or re-activates) a symbol; its actors start within seconds. */
+  /** Adds (or re-activates) a symbol; its actors start within seconds. The symbol must follow the grammar (TM_ERR_INVALID_SYMBOL) and the exchange have room under its quota of active symbols (TM_ERR_LIMIT) (admin). */
   addSymbol: Symbol;
-  /** Activates or deactivates a symbol; deactivation stops its actors. */
+  /** Activates or deactivates a symbol; deactivation stops its actors and releases its durable consumer, keeping its history (admin). */
   setSymbolActive: Symbol;
+  /** Removes a symbol: its actors stop, its durable consumer and alert rules are deleted; stored bars stay until retention. True when it was there, false when there was nothing to remove (admin). */
+  removeSymbol: Scalars['Boolean']['output'];
   /** Restarts one actor (e.g. a failed one, id as in `actors`) on the worker that hosts it, through the supervisor; true once restarted (admin). */
   restartActor: Scalars['Boolean']['output'];
   /** Creates an alert rule; the symbol's actor evaluates it from its next bar on. */
@@ -225,6 +227,12 @@ export type MutationSetSymbolActiveArgs = {
   exchange: Scalars['String']['input'];
   symbol: Scalars['String']['input'];
   active: Scalars['Boolean']['input'];
+};
+
+
+export type MutationRemoveSymbolArgs = {
+  exchange: Scalars['String']['input'];
+  symbol: Scalars['String']['input'];
 };
 
 
