@@ -119,7 +119,7 @@ describe('credential changes on every replica', () => {
     const listeners = async () =>
       (
         await sys.db.pool.query<{ pid: number }>(
-          'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+          'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
           [WATCH_APPLICATION],
         )
       ).rows.map((r) => r.pid);
@@ -127,7 +127,7 @@ describe('credential changes on every replica', () => {
     expect(before).toHaveLength(2); // one per replica
     // Cut both watches off, and revoke straight away: the notice may go to nobody.
     await sys.db.pool.query(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
       [WATCH_APPLICATION],
     );
     await sys.db.pool.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [id]);
