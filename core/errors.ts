@@ -1,3 +1,12 @@
+/** Reflected input in messages is cut to this many characters (… marks the cut). */
+export const REFLECTED_INPUT_MAX = 64;
+
+/** `input` JSON-quoted and cut to REFLECTED_INPUT_MAX characters: what messages echo of input. */
+export function quoted(input: string): string {
+  const text = String(input);
+  return JSON.stringify(text.length > REFLECTED_INPUT_MAX ? `${text.slice(0, REFLECTED_INPUT_MAX)}…` : text);
+}
+
 /**
  * Every error tickmesh raises on purpose has a class, a stable code and an HTTP-ish status.
  * Codes are documented in docs/errors.md; a unit test fails when one is missing there.
@@ -20,12 +29,7 @@ export class InvalidSymbolError extends TmError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(
-      'TM_ERR_INVALID_SYMBOL',
-      400,
-      `invalid symbol or token ${JSON.stringify(input)}: ${reason}`,
-      options,
-    );
+    super('TM_ERR_INVALID_SYMBOL', 400, `invalid symbol or token ${quoted(input)}: ${reason}`, options);
   }
 }
 
@@ -47,11 +51,7 @@ export class ConfigError extends TmError {
 
 export class UnknownSymbolError extends TmError {
   constructor(exchange: string, symbol: string) {
-    super(
-      'TM_ERR_UNKNOWN_SYMBOL',
-      404,
-      `unknown symbol ${JSON.stringify(symbol)} on exchange ${JSON.stringify(exchange)}`,
-    );
+    super('TM_ERR_UNKNOWN_SYMBOL', 404, `unknown symbol ${quoted(symbol)} on exchange ${quoted(exchange)}`);
   }
 }
 
@@ -60,7 +60,7 @@ export class UnknownTimeframeError extends TmError {
     super(
       'TM_ERR_UNKNOWN_TIMEFRAME',
       400,
-      `unknown timeframe ${JSON.stringify(timeframe)}; use one of ${allowed.join(', ')}`,
+      `unknown timeframe ${quoted(timeframe)}; use one of ${allowed.join(', ')}`,
     );
   }
 }
@@ -146,7 +146,7 @@ export class PublishFailedError extends TmError {
 
 export class UnknownExchangeError extends TmError {
   constructor(exchange: string) {
-    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${JSON.stringify(exchange)}`);
+    super('TM_ERR_UNKNOWN_EXCHANGE', 404, `unknown exchange ${quoted(exchange)}`);
   }
 }
 
@@ -235,6 +235,20 @@ export class LoginLockedError extends TmError {
       'TM_ERR_LOGIN_LOCKED',
       429,
       `too many failed logins: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
+  }
+}
+
+/** A principal spent its request budget (graphql/rate-limits.ts): HTTP 429 with Retry-After. */
+export class RateLimitedError extends TmError {
+  constructor(
+    readonly kind: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(
+      'TM_ERR_RATE_LIMITED',
+      429,
+      `too many ${kind} requests: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
     );
   }
 }

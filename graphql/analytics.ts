@@ -16,7 +16,7 @@ import {
   updateAlertRule,
 } from '../core/alert-rules-store.ts';
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, ForbiddenError, NotFoundError } from '../core/errors.ts';
+import { BadArgumentError, ForbiddenError, NotFoundError, quoted } from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
 import {
   type AlertFiringMessage,
@@ -266,7 +266,7 @@ export class AlertRulesApi {
     const rule = await readAlertRule(this.pool, id);
     const scope = ownerScope(caller);
     if (rule && scope !== null && rule.owner !== scope)
-      throw new ForbiddenError(`alert rule ${JSON.stringify(id)} belongs to another user`);
+      throw new ForbiddenError(`alert rule ${quoted(id)} belongs to another user`);
     return rule;
   }
 
@@ -285,7 +285,7 @@ export class AlertRulesApi {
     const { rule } = checked;
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
     const before = await this.ownRule(caller, id);
-    if (!before) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
+    if (!before) throw new NotFoundError(`no alert rule ${quoted(id)}`);
     const updated = await updateAlertRule(this.pool, id, sealed(checked, this.seal));
     this.changed(before.rule.exchange, before.rule.symbol);
     this.changed(rule.exchange, rule.symbol);
