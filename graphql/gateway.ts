@@ -20,7 +20,7 @@ import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
 import { CredentialWatch } from './credential-watch.ts';
 import { errorFormatter, LogThrottle } from './error-format.ts';
-import { installLimits, listDefaults } from './limits.ts';
+import { installLimits, listLimits } from './limits.ts';
 import { LoginGuard } from './login-guard.ts';
 import { RequestBudgets } from './rate-limits.ts';
 import { buildResolvers } from './resolvers.ts';
@@ -109,7 +109,7 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
       path: '/graphql',
     });
     const budgets = new RequestBudgets(deps.cfg.gateway.rateLimits, deps.pool);
-    installLimits(app, { limits, defaults: listDefaults(deps.cfg), budgets });
+    installLimits(app, { limits, defaults: listLimits(deps.cfg), budgets });
     installRoleChecks(app, trail);
   });
 

@@ -5,12 +5,12 @@ import { loadConfig } from '../core/config.ts';
 import { LimitExceededError } from '../core/errors.ts';
 import { classify, clipMessage, LogThrottle } from './error-format.ts';
 import { SCHEMA } from './gateway.ts';
-import { checkDocumentSize, checkNoNul, listDefaults, measureDocument } from './limits.ts';
+import { checkDocumentSize, checkNoNul, listLimits, measureDocument } from './limits.ts';
 
 const cfg = loadConfig({});
 const schema = buildSchema(SCHEMA);
 const limits = cfg.gateway.limits;
-const defaults = listDefaults(cfg);
+const defaults = listLimits(cfg);
 
 const measure = (query: string, variables: Record<string, unknown> | null = null, over = {}) =>
   measureDocument(parse(query), schema, variables, { ...limits, ...over }, defaults);
@@ -41,6 +41,9 @@ describe('the cost of a GraphQL document', () => {
     expect(measure(candles(3))[0]!.rows).toBe(3 * cfg.gateway.defaultCandles);
     expect(measure('{ alertEvents { id } auditLog(limit: 7) { id } }')[0]!.rows).toBe(107);
     expect(refusal(() => measure(candles(5, 5000)))).toMatch(/rows .* maximum of 20000/);
+    // One limit above the field's maximum is the field's own error (it counts as its maximum).
+    expect(measure(candles(1, 100_000))[0]!.rows).toBe(cfg.gateway.maxCandles);
+    expect(refusal(() => measure(candles(5, 100_000)))).toMatch(/rows/);
     // A variable counts its value; before the variables are known, its declared default.
     const q =
       'query($n: Int = 3) { candles(exchange: "sim", symbol: "X", timeframe: "1m", limit: $n) { close } }';

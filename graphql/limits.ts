@@ -31,13 +31,21 @@ import { type BudgetKind, principalOf, type RequestBudgets } from './rate-limits
 
 export type LimitsConfig = Config['gateway']['limits'];
 
-/** The `limit` a list field uses when the request names none, by `Type.field`. */
-export function listDefaults(cfg: Config): Record<string, number> {
+/** A list field's `limit`: its value when the request names none, and the most it accepts. */
+export interface ListLimit {
+  default: number;
+  max: number;
+}
+
+/** The list fields that take a `limit`, by `Type.field`. */
+export function listLimits(cfg: Config): Record<string, ListLimit> {
+  const candles = { default: cfg.gateway.defaultCandles, max: cfg.gateway.maxCandles };
+  const events = { default: 100, max: 1000 };
   return {
-    'Query.candles': cfg.gateway.defaultCandles,
-    'Query.features': cfg.gateway.defaultCandles,
-    'Query.alertEvents': 100,
-    'Query.auditLog': 100,
+    'Query.candles': candles,
+    'Query.features': candles,
+    'Query.alertEvents': events,
+    'Query.auditLog': events,
   };
 }
 
@@ -65,7 +73,7 @@ export function measureOperation(
   schema: GraphQLSchema,
   variables: Variables,
   limits: LimitsConfig,
-  defaults: Readonly<Record<string, number>>,
+  defaults: Readonly<Record<string, ListLimit>>,
 ): Cost {
   const cost: Cost = {
     kind: op.operation,
@@ -142,7 +150,9 @@ export function measureOperation(
       const key = `${parent?.name}.${name}`;
       if (field?.args.some((a) => a.name === 'limit')) {
         const arg = s.arguments?.find((a) => a.name.value === 'limit');
-        cost.rows += limitOf(arg, defaults[key] ?? limits.maxRows);
+        const list = defaults[key] ?? { default: limits.maxRows, max: limits.maxRows };
+        // Above its maximum the field refuses itself (with that maximum in the message).
+        cost.rows += Math.min(limitOf(arg, list.default), list.max);
         if (cost.rows > limits.maxRows)
           throw new LimitExceededError('rows asked for (Σ of limit over list fields)', limits.maxRows);
       }
@@ -176,7 +186,7 @@ export function measureDocument(
   schema: GraphQLSchema,
   variables: Variables,
   limits: LimitsConfig,
-  defaults: Readonly<Record<string, number>>,
+  defaults: Readonly<Record<string, ListLimit>>,
 ): Cost[] {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of document.definitions)
@@ -248,7 +258,7 @@ export async function withinDeadline<T>(context: object, work: Promise<T>): Prom
 
 export interface LimitDeps {
   limits: LimitsConfig;
-  defaults: Readonly<Record<string, number>>;
+  defaults: Readonly<Record<string, ListLimit>>;
   budgets: RequestBudgets;
 }
 
