@@ -24,8 +24,9 @@ import {
   type ValueNode,
   visit,
 } from 'graphql';
+import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
-import { BadArgumentError, LimitExceededError, RateLimitedError } from '../core/errors.ts';
+import { BadArgumentError, LimitExceededError, RateLimitedError, TmError } from '../core/errors.ts';
 import type { AuthContext } from './callers.ts';
 import { type BudgetKind, principalOf, type RequestBudgets } from './rate-limits.ts';
 
@@ -287,5 +288,17 @@ export function installLimits(app: FastifyInstance, { limits, defaults, budgets 
     await charge(principalOf(ctx), 'mutation', total('mutations'));
     await charge(principalOf({ caller: null, address: ctx.address }), 'login', total('logins'));
     startDeadline(context, limits.requestTimeoutMs);
+  });
+  // mercurius' graphql-ws subscriptions: the same checks, and each start costs a `subscribe` point.
+  app.graphql.addHook('preSubscriptionExecution', async (schema, document, context) => {
+    try {
+      measureDocument(document, schema, null, limits, defaults);
+      checkNoNul(document, null);
+      await charge(principalOf(context as unknown as AuthContext), 'subscribe', 1);
+    } catch (e) {
+      // mercurius sends a subscription's error as is: the code must be in its extensions.
+      if (e instanceof TmError) throw new mercurius.ErrorWithProps(e.message, { code: e.code }, e.status);
+      throw e;
+    }
   });
 }

@@ -15,7 +15,7 @@ import { createApiKey } from '../core/api-keys-store.ts';
 import { createPool } from '../core/db.ts';
 import { opsPlugin } from '../graphql/gateway.ts';
 import { startGatewayRole } from '../launcher/roles.ts';
-import { type Api, gql, gqlHttp, signIn } from './support/graphql.ts';
+import { type Api, gql, gqlHttp, signIn, wsClient } from './support/graphql.ts';
 import { eventually, testConfig, testLog, topology } from './support/infra.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 
@@ -279,6 +279,36 @@ describe('request budgets shared by two gateway replicas', () => {
     expect([over.status, codeOf(over.body)]).toEqual([429, 'TM_ERR_RATE_LIMITED']);
     expect(over.body.errors?.[0]?.message).toMatch(/too many mutation requests/);
     expect((await gqlHttp({ base: sys.base, token: key }, NORMAL)).body).toEqual({ data: { c: [] } });
+  });
+
+  it('charge each subscription started over graphql-ws to the subscribe budget', async () => {
+    const client = wsClient({ base: replicaB.url, token: await keyFor('subscriber') });
+    const subscription = `subscription { candles(exchange: "${EX}", symbol: "AAA", timeframe: "1m") { time } }`;
+    const outcomes: unknown[][] = [];
+    const started = Array.from({ length: 3 }, (_, i) => {
+      outcomes[i] = [];
+      return new Promise<void>((resolve) => {
+        client.subscribe(
+          { query: subscription },
+          {
+            next: () => {},
+            error: (e) => {
+              outcomes[i]!.push(e);
+              resolve();
+            },
+            complete: () => resolve(),
+          },
+        );
+      });
+    });
+    try {
+      await Promise.race(started);
+      const refused = outcomes.flat() as { extensions?: { code?: string } }[][];
+      expect(refused).toHaveLength(1);
+      expect(refused[0]?.[0]?.extensions?.code).toBe('TM_ERR_RATE_LIMITED');
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('count logins per client address', async () => {
