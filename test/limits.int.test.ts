@@ -140,6 +140,16 @@ describe('GraphQL limits and error hygiene', () => {
     expect([schema.status, codeOf(schema.body)]).toEqual([400, 'GRAPHQL_VALIDATION_FAILED']);
     expect(schema.body.errors?.[0]?.message).toMatch(/introspection has been disabled/);
     expect((await gql(admin, '{ __typename }')).data).toEqual({ __typename: 'Query' });
+    const post = (body: string) =>
+      fetch(`${sys.base}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.token}` },
+        body,
+      });
+    const badJson = await post('{"query": "{ timeframes }"');
+    expect([badJson.status, codeOf((await badJson.json()) as Body)]).toEqual([400, 'GRAPHQL_PARSE_FAILED']);
+    const huge = await post(JSON.stringify({ query: `{ timeframes } # ${'x'.repeat(300_000)}` }));
+    expect([huge.status, codeOf((await huge.json()) as Body)]).toEqual([413, 'TM_ERR_LIMIT']);
   });
 
   it('refuse out-of-range times and NUL bytes as TM_ERR_BAD_ARGUMENT, and cut echoed input', async () => {
