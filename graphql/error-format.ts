@@ -70,9 +70,10 @@ interface Outgoing {
 /** By name, not instanceof: mercurius' errors come from graphql's CommonJS build, not this one's. */
 const isGraphqlError = (e: unknown): e is GraphQLError => e instanceof Error && e.name === 'GraphQLError';
 
+/** A refusal of fastify or mercurius itself (a body that is not JSON, a CSRF check, …). */
 const isFastifyError = (e: unknown): e is Error & { code: string; statusCode: number } => {
   const { code, statusCode } = (e ?? {}) as { code?: unknown; statusCode?: unknown };
-  return typeof code === 'string' && code.startsWith('FST_') && typeof statusCode === 'number';
+  return typeof code === 'string' && /^(FST_|MER_ERR_)/.test(code) && typeof statusCode === 'number';
 };
 
 /** What one error becomes (a mercurius validation error is several: one per inner error). */

@@ -155,6 +155,14 @@ describe('error messages and logs', () => {
       code: 'INTERNAL_SERVER_ERROR',
       status: 500,
     });
+    const csrf = Object.assign(new Error('This operation has been blocked as a potential CSRF.'), {
+      code: 'MER_ERR_GQL_CSRF_PREVENTION',
+      statusCode: 400,
+    });
+    expect(classify(new GraphQLError(csrf.message, { originalError: csrf }), 500)[0]).toMatchObject({
+      code: 'GRAPHQL_PARSE_FAILED',
+      status: 400,
+    });
     const timeout = Object.assign(new Error('canceling statement due to statement timeout'), {
       code: '57014',
     });
