@@ -26,6 +26,17 @@ const restartSchema = z
   })
   .strict();
 
+/** A budget of `points` per `durationSec` seconds (rate-limiter-flexible's terms). */
+function budgetSchema(points: number, durationSec: number) {
+  return z
+    .object({
+      points: z.number().int().min(1).default(points),
+      durationSec: z.number().int().min(1).default(durationSec),
+    })
+    .strict()
+    .prefault({});
+}
+
 export const configSchema = z
   .object({
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -66,6 +77,52 @@ export const configSchema = z
         subscriberQueue: z.number().int().min(1).default(1000),
         uiDir: z.string().optional(),
         // Sub-objects of the gateway's limits and policies go below, each `.strict().prefault({})`.
+        /** What one GraphQL request may ask for (graphql/limits.ts); over any → TM_ERR_LIMIT. */
+        limits: z
+          .object({
+            /** Query text size in bytes, checked before parsing. */
+            maxDocumentBytes: z
+              .number()
+              .int()
+              .min(256)
+              .default(32 * 1024),
+            /** Lexical tokens of the query text (graphql-js parse option). */
+            maxTokens: z.number().int().min(100).default(5000),
+            /** Root fields plus aliased fields of one operation. */
+            maxAliases: z.number().int().min(1).default(20),
+            /** Field selections of one operation, fragments expanded. */
+            maxFields: z.number().int().min(1).default(1000),
+            /** Field nesting below the root fields. */
+            maxDepth: z.number().int().min(1).default(8),
+            /** Σ of `limit` over list fields (their default limit when absent). */
+            maxRows: z.number().int().min(1).default(20_000),
+            /** A request running longer answers TM_ERR_LIMIT; its SQL is cancelled (statement_timeout). */
+            requestTimeoutMs: ms.default(10_000),
+            /** Schema introspection (__schema, __type); `npm start` turns it on. */
+            introspection: z.boolean().default(false),
+            /** Client-error (4xx) log lines per second per process; the rest are counted. */
+            clientErrorLogsPerSecond: z.number().int().min(0).default(10),
+          })
+          .strict()
+          .prefault({}),
+        /**
+         * Request budgets per principal (user, API key, else client address), shared by every
+         * gateway replica (graphql/rate-limits.ts); over one → HTTP 429 TM_ERR_RATE_LIMITED.
+         */
+        rateLimits: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** Every GraphQL request over HTTP. */
+            query: budgetSchema(600, 60),
+            /** Each mutation root field (also charged to `query` as a request). */
+            mutation: budgetSchema(60, 60),
+            /** Each login attempt, per client address. */
+            login: budgetSchema(10, 60),
+            /** Each subscription started (for the graphql-ws server). */
+            subscribe: budgetSchema(120, 60),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

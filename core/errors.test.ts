@@ -59,6 +59,18 @@ describe('error codes', () => {
     expect([...used].filter((code) => !documented.has(code))).toEqual([]);
   });
 
+  it('of GraphQL itself (graphql/error-format.ts) are documented in docs/errors.md, and only those', () => {
+    const pattern = '(?:GRAPHQL|INTERNAL)_[A-Z_]+';
+    const source = readFileSync(join(ROOT, 'graphql/error-format.ts'), 'utf8');
+    const used = [...source.matchAll(new RegExp(`= '(${pattern})'`, 'g'))].map((m) => m[1]!);
+    const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
+    const documented = [...doc.matchAll(new RegExp(`^\\|\\s*\`(${pattern})\`\\s*\\|`, 'gm'))].map(
+      (m) => m[1]!,
+    );
+    expect(used.length).toBe(3);
+    expect(documented.sort()).toEqual(used.sort());
+  });
+
   it('documented in docs/errors.md are all used in the source', () => {
     const documented = documentedCodes();
     expect(documented.size).toBeGreaterThan(5);

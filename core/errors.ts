@@ -1,3 +1,6 @@
+/** Reflected input in messages is cut to this many characters (… marks the cut). */
+export const REFLECTED_INPUT_MAX = 64;
+
 /**
  * Every error tickmesh raises on purpose has a class, a stable code and an HTTP-ish status.
  * Codes are documented in docs/errors.md; a unit test fails when one is missing there.
@@ -18,7 +21,7 @@ export class TmError extends Error {
  * Input shown in a message (and so in logs): quoted, everything but printable ASCII escaped as
  * `\u{…}`, at most `max` characters of it, and the full length when it was cut.
  */
-export function shownInput(input: string, max = 64): string {
+export function shownInput(input: string, max = REFLECTED_INPUT_MAX): string {
   let shown = '';
   let taken = 0;
   for (const ch of input) {
@@ -77,7 +80,7 @@ export class UnknownTimeframeError extends TmError {
     super(
       'TM_ERR_UNKNOWN_TIMEFRAME',
       400,
-      `unknown timeframe ${JSON.stringify(timeframe)}; use one of ${allowed.join(', ')}`,
+      `unknown timeframe ${shownInput(timeframe)}; use one of ${allowed.join(', ')}`,
     );
   }
 }
@@ -262,6 +265,20 @@ export class LoginLockedError extends TmError {
       'TM_ERR_LOGIN_LOCKED',
       429,
       `too many failed logins: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
+  }
+}
+
+/** A principal spent its request budget (graphql/rate-limits.ts): HTTP 429 with Retry-After. */
+export class RateLimitedError extends TmError {
+  constructor(
+    readonly kind: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(
+      'TM_ERR_RATE_LIMITED',
+      429,
+      `too many ${kind} requests: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
     );
   }
 }

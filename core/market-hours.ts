@@ -14,7 +14,7 @@
  *   the table the feasts are unknown and those days count as trading days. Government
  *   "administrative leave" days that lengthen a feast are not BIST holidays (BIST trades then).
  */
-import { BadArgumentError, InvariantError } from './errors.ts';
+import { BadArgumentError, InvariantError, shownInput } from './errors.ts';
 
 export type Calendar = 'NYSE' | 'NASDAQ' | 'BIST' | '24x7';
 export type ClosedReason = 'weekend' | 'holiday' | 'before-open' | 'after-close' | 'early-close';
@@ -75,7 +75,7 @@ const ymdKey = ({ y, m, d }: Ymd): string =>
 
 function parseYmd(s: string): Ymd {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
-  if (!match) throw new BadArgumentError('date', `${JSON.stringify(s)} is not a YYYY-MM-DD date`);
+  if (!match) throw new BadArgumentError('date', `${shownInput(s)} is not a YYYY-MM-DD date`);
   return { y: Number(match[1]), m: Number(match[2]), d: Number(match[3]) };
 }
 

@@ -29,6 +29,7 @@ describe('migrations', () => {
       'ml_features',
       'pgmigrations',
       'refresh_tokens',
+      'request_budgets',
       'symbols',
       'trades',
       'users',

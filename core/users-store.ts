@@ -4,7 +4,7 @@
  * this module except to `verifyLogin`'s comparison.
  */
 import type { Pool } from './db.ts';
-import { BadArgumentError, NotFoundError } from './errors.ts';
+import { BadArgumentError, NotFoundError, shownInput } from './errors.ts';
 import { checkPasswordStrength, dummyHash, hashPassword, verifyPassword } from './passwords.ts';
 
 export const ROLES = ['viewer', 'trader', 'admin'] as const;
@@ -42,7 +42,7 @@ function checkUsername(username: string): void {
 }
 
 function found(row: UserRow | undefined, username: string): UserRow {
-  if (!row) throw new NotFoundError(`no user ${JSON.stringify(username)}`);
+  if (!row) throw new NotFoundError(`no user ${shownInput(username)}`);
   return row;
 }
 
@@ -69,7 +69,7 @@ export async function createUser(
      ON CONFLICT (username) DO NOTHING RETURNING ${COLUMNS}`,
     [username, await hashPassword(password), r],
   );
-  if (!rows[0]) throw new BadArgumentError('username', `${JSON.stringify(username)} exists already`);
+  if (!rows[0]) throw new BadArgumentError('username', `${shownInput(username)} exists already`);
   return rows[0];
 }
 

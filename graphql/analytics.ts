@@ -16,7 +16,13 @@ import {
   updateAlertRule,
 } from '../core/alert-rules-store.ts';
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, ForbiddenError, NotFoundError, OutboundRefusedError } from '../core/errors.ts';
+import {
+  BadArgumentError,
+  ForbiddenError,
+  NotFoundError,
+  OutboundRefusedError,
+  shownInput,
+} from '../core/errors.ts';
 import type { Topology } from '../core/nats.ts';
 import type { OutboundPolicy } from '../core/outbound-policy.ts';
 import {
@@ -286,7 +292,7 @@ export class AlertRulesApi {
     const rule = await readAlertRule(this.pool, id);
     const scope = ownerScope(caller);
     if (rule && scope !== null && rule.owner !== scope)
-      throw new ForbiddenError(`alert rule ${JSON.stringify(id)} belongs to another user`);
+      throw new ForbiddenError(`alert rule ${shownInput(id)} belongs to another user`);
     return rule;
   }
 
@@ -306,7 +312,7 @@ export class AlertRulesApi {
     const { rule } = checked;
     await assertSymbolExists(this.pool, rule.exchange, rule.symbol);
     const before = await this.ownRule(caller, id);
-    if (!before) throw new NotFoundError(`no alert rule ${JSON.stringify(id)}`);
+    if (!before) throw new NotFoundError(`no alert rule ${shownInput(id)}`);
     await this.checkOutbound(checked.channels);
     const updated = await updateAlertRule(this.pool, id, sealed(checked, this.seal));
     this.changed(before.rule.exchange, before.rule.symbol);

@@ -1,6 +1,6 @@
 /** Reading candles and mapping bars to the GraphQL `Candle` shape. */
 import type { Pool } from '../core/db.ts';
-import { BadArgumentError, LimitExceededError } from '../core/errors.ts';
+import { BadArgumentError, LimitExceededError, shownInput } from '../core/errors.ts';
 import type { Bar, Timeframe } from '../core/protocol/index.ts';
 import type { Candle, Indicators } from './generated/schema-types.ts';
 
@@ -55,12 +55,18 @@ export function candleOfBar(b: Bar): Candle {
   };
 }
 
-/** Accepts ISO-8601 or epoch milliseconds (as a string). */
+/** The instants a time argument may name: years 0000 to 9999 (UTC). */
+export const MIN_TIME_MS = -62_167_219_200_000; // 0000-01-01T00:00:00Z (Date.UTC maps year 0 to 1900)
+export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Accepts ISO-8601 or epoch milliseconds (as a string), years 0000–9999. */
 export function parseTime(name: string, value: string | null | undefined): number | null {
   if (value === null || value === undefined) return null;
   const ms = /^-?\d+$/.test(value.trim()) ? Number(value) : Date.parse(value);
   if (!Number.isFinite(ms))
-    throw new BadArgumentError(name, `${JSON.stringify(value)} is neither ISO-8601 nor epoch milliseconds`);
+    throw new BadArgumentError(name, `${shownInput(value)} is neither ISO-8601 nor epoch milliseconds`);
+  if (ms < MIN_TIME_MS || ms > MAX_TIME_MS)
+    throw new BadArgumentError(name, `${shownInput(value)} is outside the years 0000 to 9999`);
   return ms;
 }
 

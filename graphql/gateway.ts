@@ -3,6 +3,7 @@
  * dashboard assets) so it can be tested alone with `app.inject()`.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
@@ -18,11 +19,19 @@ import { AuditTrail } from './audit-trail.ts';
 import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
 import { CredentialWatch } from './credential-watch.ts';
+import { errorFormatter, LogThrottle } from './error-format.ts';
+import { installLimits, listLimits } from './limits.ts';
 import { LoginGuard } from './login-guard.ts';
+import { RequestBudgets } from './rate-limits.ts';
 import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
 import { installSymbolMutationLimit } from './symbol-limits.ts';
 import { TopicHub } from './topic-hub.ts';
+
+// mercurius validates with graphql's CommonJS build: a rule it runs must come from that build.
+const { NoSchemaIntrospectionCustomRule } = createRequire(import.meta.url)(
+  'graphql',
+) as typeof import('graphql');
 
 export const SCHEMA = readFileSync(fileURLToPath(new URL('./schema.graphql', import.meta.url)), 'utf8');
 const DEFAULT_UI_DIR = fileURLToPath(new URL('../ui/dist', import.meta.url));
@@ -53,7 +62,9 @@ export const opsPlugin = (deps: Pick<GatewayDeps, 'pool' | 'topo'>) =>
         await deps.pool.query('SELECT 1');
         checks.database = 'ok';
       } catch (e) {
-        checks.database = (e as Error).message;
+        // The driver's message names hosts and users: it goes to the log only.
+        checks.database = 'unreachable';
+        _req.log.warn({ err: (e as Error).message }, 'readiness: database unreachable');
       }
       const ready = Object.values(checks).every((v) => v === 'ok');
       return reply.code(ready ? 200 : 503).send({ ready, checks });
@@ -76,6 +87,8 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
     await watch.start();
     app.addHook('onClose', async () => watch.close());
     const auth = authOptions(callers, watch, clock);
+    const limits = deps.cfg.gateway.limits;
+    const throttle = new LogThrottle(limits.clientErrorLogsPerSecond, clock);
     await app.register(mercurius, {
       schema: SCHEMA,
       resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions, services }),
@@ -85,10 +98,19 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
         // Bounded per-connection pressure is handled by TopicHub; keep mercurius' own queue small too.
         fullWsTransport: false,
       },
-      queryDepth: 8,
+      // Depth, aliases, rows and size are checked by graphql/limits.ts (TM_ERR_LIMIT).
+      graphql: { parseOptions: { maxTokens: limits.maxTokens } },
+      validationRules: limits.introspection ? [] : [NoSchemaIntrospectionCustomRule],
+      errorFormatter: errorFormatter(
+        deps.log.child({ role: 'gateway' }),
+        throttle,
+        limits.requestTimeoutMs,
+      ) as never,
       graphiql: false,
       path: '/graphql',
     });
+    const budgets = new RequestBudgets(deps.cfg.gateway.rateLimits, deps.pool);
+    installLimits(app, { limits, defaults: listLimits(deps.cfg), budgets });
     installRoleChecks(app, trail);
     installSymbolMutationLimit(app, deps.cfg.symbols.maxMutationsPerRequest);
   });

@@ -88,6 +88,8 @@ export async function startDev(
       database: { url: base.database.url ?? db!.url },
       // One stable worker id in dev, so a restarted process picks its actors up at once.
       worker: { id: base.worker.id ?? 'dev' },
+      // Tools (GraphiQL, codegen) may ask the schema of a dev gateway.
+      gateway: { limits: { introspection: true } },
     });
     await runMigrate(cfg, logger);
     const generatedAdmin =

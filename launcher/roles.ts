@@ -102,7 +102,10 @@ async function openRuntime(
   const waiting = startupRetry(role, log);
   const topo = await openTopology(cfg, role, `tickmesh-${role}`, waiting, log);
   const nc = topo.nc;
-  const pool = createPool(dbUrl, cfg.database.poolMax);
+  const pool = createPool(dbUrl, cfg.database.poolMax, {
+    // No GraphQL request's SQL outlives the request's time limit (config gateway.limits).
+    statementTimeoutMs: role === 'gateway' ? cfg.gateway.limits.requestTimeoutMs : undefined,
+  });
   await waiting.execute(() => pool.query('SELECT 1 FROM symbols LIMIT 1'));
   await prepareAuth(pool, cfg, log.child({ role }));
   return {

@@ -111,6 +111,9 @@ export function authEnv(): Record<string, string> {
   };
 }
 
+const HUGE = { points: 1_000_000, durationSec: 60 };
+export const TEST_RATE_LIMITS = { query: HUGE, mutation: HUGE, login: HUGE, subscribe: HUGE };
+
 /** A config for tests: fast heartbeats and polling, no simulator unless asked. */
 export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string, unknown> = {}): Config {
   return loadConfig(
@@ -119,7 +122,8 @@ export function testConfig(nats: TestNats, db: TestDb, overrides: Record<string,
       {
         nats: { url: nats.url, passwords: nats.passwords },
         database: { url: db.url, poolMax: 5 },
-        gateway: { host: '127.0.0.1', port: 0 },
+        // Budgets no test meets by accident; test/limits.int.test.ts sets small ones.
+        gateway: { host: '127.0.0.1', port: 0, rateLimits: TEST_RATE_LIMITS },
         sim: { enabled: false },
         bars: { graceMs: 200, formingThrottleMs: 50, snapshotIntervalMs: 200 },
         health: { heartbeatMs: 300, ttlMs: 2000 },
