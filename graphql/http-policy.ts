@@ -209,9 +209,11 @@ export const httpPolicyPlugin = (cfg: { port: number; http: HttpConfig }): Fasti
     const policies = new Map<number, HttpPolicy>();
     const policyOf = (localPort: number | undefined) => {
       const port = cfg.port || localPort || 0;
-      let p = policies.get(port);
-      if (!p) policies.set(port, (p = httpPolicy(cfg.http, port)));
-      return p;
+      const known = policies.get(port);
+      if (known) return known;
+      const made = httpPolicy(cfg.http, port);
+      policies.set(port, made);
+      return made;
     };
     app.addHook('onRequest', async (req, reply) => {
       const path = req.url.split('?', 1)[0]!;
