@@ -175,6 +175,15 @@ function sameHostSockets(req: IncomingMessage): string {
 }
 
 function refuse(reply: FastifyReply, error: TmError): FastifyReply {
+  const socket = reply.request.raw.socket;
+  if (reply.request.headers.upgrade) {
+    // A refused upgrade keeps no socket: the WebSocket plugin's own clean-up never saw it.
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => {
+      socket.once('finish', () => socket.destroy());
+      socket.end();
+    });
+  }
   return reply
     .code(error.status)
     .header('cache-control', 'no-store')
