@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import {
+  CHART_LOGO_STYLE_HASH,
   csrfRefusal,
   hostAllowed,
   httpPolicy,
@@ -149,4 +152,16 @@ describe('gateway.http config', () => {
     ['TICKMESH_CORS_ORIGINS', 'app.example'],
     ['TICKMESH_CORS_ORIGINS', '*'],
   ])('refuses %s=%s', (name, value) => expect(() => loadConfig({ [name]: value })).toThrow(ConfigError));
+});
+
+describe('CHART_LOGO_STYLE_HASH', () => {
+  it("is the hash of the installed lightweight-charts' attribution logo stylesheet", () => {
+    const file = new URL(
+      '../node_modules/lightweight-charts/dist/lightweight-charts.development.mjs',
+      import.meta.url,
+    );
+    const css = /^const css = `([^`]*)`;$/m.exec(readFileSync(file, 'utf8'))?.[1];
+    expect(css).toMatch(/^a#tv-attr-logo\{/);
+    expect(CHART_LOGO_STYLE_HASH).toBe(`'sha256-${createHash('sha256').update(css!).digest('base64')}'`);
+  });
 });

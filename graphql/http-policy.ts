@@ -51,6 +51,11 @@ const SIMPLE_CONTENT_TYPES = new Set([
   'application/x-www-form-urlencoded',
   'multipart/form-data',
 ]);
+/**
+ * The one inline stylesheet the dashboard needs: lightweight-charts' attribution logo (its
+ * `<style>`, a constant of the library). A unit test recomputes it from the installed library.
+ */
+export const CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='";
 /** A header a page of another site cannot add without a CORS preflight. */
 export const REQUEST_HEADER = 'x-tickmesh-request';
 
@@ -199,7 +204,7 @@ export const httpPolicyPlugin = (cfg: { port: number; http: HttpConfig }): Fasti
         directives: {
           defaultSrc: ["'self'"],
           scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
+          styleSrc: ["'self'", CHART_LOGO_STYLE_HASH],
           imgSrc: ["'self'", 'data:'],
           fontSrc: ["'self'"],
           connectSrc: ["'self'", (req) => sameHostSockets(req as IncomingMessage)],

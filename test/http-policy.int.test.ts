@@ -130,7 +130,7 @@ describe('gateway HTTP policy', () => {
       expect(a.headers['x-frame-options']).toBe('DENY');
       expect(a.headers['referrer-policy']).toBe('no-referrer');
       expect(a.headers['content-security-policy']).toBe(
-        "default-src 'self';script-src 'self';style-src 'self';img-src 'self' data:;font-src 'self';" +
+        "default-src 'self';script-src 'self';style-src 'self' 'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY=';img-src 'self' data:;font-src 'self';" +
           `connect-src 'self' ws://localhost:${port} wss://localhost:${port};object-src 'none';` +
           "base-uri 'none';form-action 'self';frame-ancestors 'none'",
       );
