@@ -243,7 +243,7 @@ export class LoginLockedError extends TmError {
 export class HostNotAllowedError extends TmError {
   constructor(host: string | undefined) {
     super(
-      'TM_ERR_HOST_NOT_ALLOWED',
+      'TM_ERR_BAD_HOST',
       421,
       `this server does not answer to Host ${JSON.stringify((host ?? '').slice(0, 64))}: add it to TICKMESH_ALLOWED_HOSTS`,
     );
@@ -253,7 +253,7 @@ export class HostNotAllowedError extends TmError {
 /** A WebSocket upgrade from another site's page (an Origin that is neither this host nor allowed). */
 export class OriginNotAllowedError extends TmError {
   constructor(reason: string) {
-    super('TM_ERR_ORIGIN_NOT_ALLOWED', 403, reason);
+    super('TM_ERR_BAD_ORIGIN', 403, reason);
   }
 }
 

@@ -36,7 +36,7 @@ export const httpConfigSchema = z
     /**
      * Host names the gateway answers to besides localhost, 127.0.0.1 and [::1] on its own port
      * (TICKMESH_ALLOWED_HOSTS, comma-separated): the names clients use (service name, ingress).
-     * Other Host headers get TM_ERR_HOST_NOT_ALLOWED (against DNS rebinding).
+     * Other Host headers get TM_ERR_BAD_HOST (against DNS rebinding).
      */
     allowedHosts: z.array(hostPattern).default([]),
     /**

@@ -16,7 +16,7 @@ import {
 
 const policy = httpPolicy(
   {
-    allowedHosts: ['tickmesh.example', 'api.example:8443', '*.corp.example'],
+    allowedHosts: ['dash.example', 'api.example:8443', '*.corp.example'],
     corsOrigins: ['https://app.example'],
   },
   4000,
@@ -40,9 +40,9 @@ describe('hostAllowed', () => {
     'localhost:4000',
     '127.0.0.1:4000',
     '[::1]:4000',
-    'tickmesh.example',
-    'tickmesh.example:80',
-    'tickmesh.example:4000',
+    'dash.example',
+    'dash.example:80',
+    'dash.example:4000',
     'api.example:8443',
     'a.corp.example',
     'b.a.corp.example:443',
@@ -60,7 +60,7 @@ describe('hostAllowed', () => {
     'api.example',
     'api.example:443',
     'corp.example',
-    'tickmesh.example.evil.example',
+    'dash.example.evil.example',
   ])('refuses %s', (host) => expect(hostAllowed(host, policy)).toBe(false));
 
   it('answers any host with *', () => {
@@ -74,10 +74,10 @@ describe('originAllowed', () => {
   it.each([
     [undefined, 'localhost:4000'],
     ['http://localhost:4000', 'localhost:4000'],
-    ['https://tickmesh.example', 'tickmesh.example'],
-    ['https://tickmesh.example', 'tickmesh.example:443'],
-    ['http://tickmesh.example', 'tickmesh.example'],
-    ['https://app.example', 'tickmesh.example'],
+    ['https://dash.example', 'dash.example'],
+    ['https://dash.example', 'dash.example:443'],
+    ['http://dash.example', 'dash.example'],
+    ['https://app.example', 'dash.example'],
   ])('allows %s on Host %s', (origin, host) => expect(originAllowed(origin, host, policy)).toBe(true));
 
   it.each([
@@ -85,7 +85,7 @@ describe('originAllowed', () => {
     ['http://localhost:4001', 'localhost:4000'],
     ['http://127.0.0.1:4000', 'localhost:4000'],
     ['null', 'localhost:4000'],
-    ['https://tickmesh.example', 'tickmesh.example:80'],
+    ['https://dash.example', 'dash.example:80'],
     ['file://', 'localhost:4000'],
     ['http://localhost:4000', undefined],
   ])('refuses %s on Host %s', (origin, host) => expect(originAllowed(origin, host, policy)).toBe(false));
@@ -132,11 +132,11 @@ describe('csrfRefusal', () => {
 describe('gateway.http config', () => {
   it('reads comma lists from the environment, normalised', () => {
     const cfg = loadConfig({
-      TICKMESH_ALLOWED_HOSTS: ' Gateway, tickmesh.example:443 ,*.corp.example,',
+      TICKMESH_ALLOWED_HOSTS: ' Gateway, dash.example:443 ,*.corp.example,',
       TICKMESH_CORS_ORIGINS: 'https://App.example',
     });
     expect(cfg.gateway.http).toEqual({
-      allowedHosts: ['gateway', 'tickmesh.example:443', '*.corp.example'],
+      allowedHosts: ['gateway', 'dash.example:443', '*.corp.example'],
       corsOrigins: ['https://app.example'],
     });
   });
@@ -146,7 +146,7 @@ describe('gateway.http config', () => {
   });
 
   it.each([
-    ['TICKMESH_ALLOWED_HOSTS', 'http://tickmesh.example'],
+    ['TICKMESH_ALLOWED_HOSTS', 'http://dash.example'],
     ['TICKMESH_ALLOWED_HOSTS', 'a b'],
     ['TICKMESH_CORS_ORIGINS', 'https://app.example/'],
     ['TICKMESH_CORS_ORIGINS', 'app.example'],

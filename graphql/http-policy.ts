@@ -3,12 +3,12 @@
  * - security headers (helmet): a Content-Security-Policy the dashboard runs under (its own
  *   scripts and styles only, graphql-ws to this host), nosniff, no framing, no referrer;
  * - a Host allow-list (against DNS rebinding: a page of another site whose name resolves to
- *   127.0.0.1 still sends its own name as Host) → 421 TM_ERR_HOST_NOT_ALLOWED; health checks are
+ *   127.0.0.1 still sends its own name as Host) → 421 TM_ERR_BAD_HOST; health checks are
  *   exempt (kubelet probes send the pod IP);
  * - CSRF: /graphql refuses what a browser sends cross-site without a CORS preflight (a POST with
  *   a form or text content type, a GET without a header a page cannot add freely) → 400
  *   TM_ERR_CSRF; graphql-ws upgrades must come from this host or an allowed origin → 403
- *   TM_ERR_ORIGIN_NOT_ALLOWED;
+ *   TM_ERR_BAD_ORIGIN;
  * - CORS only for configured origins; responses compressed (br/gzip) above 1 KB.
  * The checks are pure functions of the request, so the graphql-ws upgrade handler can use them
  * too (`upgradeRefusal`).

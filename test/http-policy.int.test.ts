@@ -106,7 +106,7 @@ describe('gateway HTTP policy', () => {
       testConfig(sys.nats, sys.db, {
         gateway: {
           http: {
-            allowedHosts: ['tickmesh.example', '*.corp.example'],
+            allowedHosts: ['dash.example', '*.corp.example'],
             corsOrigins: ['https://app.example'],
           },
         },
@@ -197,11 +197,11 @@ describe('gateway HTTP policy', () => {
       `evil.example:${port}`,
       'evil.example',
       `localhost:${Number(port) + 1}`,
-      'tickmesh.example',
+      'dash.example',
     ]) {
       for (const path of ['/', '/graphql?query=%7B__typename%7D']) {
         const a = await send(base, path, { headers: { host, 'x-tickmesh-request': '1' } });
-        expect([a.status, codeOf(a)], `${host}${path}`).toEqual([421, 'TM_ERR_HOST_NOT_ALLOWED']);
+        expect([a.status, codeOf(a)], `${host}${path}`).toEqual([421, 'TM_ERR_BAD_HOST']);
       }
     }
     for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
@@ -210,10 +210,10 @@ describe('gateway HTTP policy', () => {
       expect((await send(base, path, { headers: { host: '10.1.2.3:4000' } })).status, path).toBe(200);
 
     // Configured names: any port unless one is given, `*.domain` for its subdomains.
-    for (const host of ['tickmesh.example', 'tickmesh.example:8080', 'a.corp.example:443'])
+    for (const host of ['dash.example', 'dash.example:8080', 'a.corp.example:443'])
       expect((await send(configured.url, '/', { headers: { host } })).status, host).toBe(200);
     const refused = await send(configured.url, '/', { headers: { host: 'corp.example' } });
-    expect([refused.status, codeOf(refused)]).toEqual([421, 'TM_ERR_HOST_NOT_ALLOWED']);
+    expect([refused.status, codeOf(refused)]).toEqual([421, 'TM_ERR_BAD_HOST']);
   });
 
   it('refuses graphql-ws upgrades from another origin or Host, and serves its own', async () => {
@@ -223,7 +223,7 @@ describe('gateway HTTP policy', () => {
     const foreign = await upgrade(base, { host: own, origin: 'http://evil.example' });
     expect(foreign).toMatchObject({ status: 403 });
     expect(JSON.parse((foreign as { body: string }).body).errors[0].extensions.code).toBe(
-      'TM_ERR_ORIGIN_NOT_ALLOWED',
+      'TM_ERR_BAD_ORIGIN',
     );
     // The refused socket is closed by the gateway, even when the client would keep it.
     const raw = connect(Number(port), '127.0.0.1');
