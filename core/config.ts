@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { commaList, httpConfigSchema } from './http-config.ts';
 import { NATS_PRINCIPALS, type NatsPrincipal } from './nats-permissions.ts';
 import { webhookPolicySchema } from './outbound-policy.ts';
 import { symbolSchema } from './protocol/symbols.ts';
@@ -76,6 +77,8 @@ export const configSchema = z
         /** Closed bars buffered per subscriber before it is cut off as too slow. */
         subscriberQueue: z.number().int().min(1).default(1000),
         uiDir: z.string().optional(),
+        /** Host allow-list and browser origins (core/http-config.ts). */
+        http: httpConfigSchema.prefault({}),
         // Sub-objects of the gateway's limits and policies go below, each `.strict().prefault({})`.
         /** What one GraphQL request may ask for (graphql/limits.ts); over any → TM_ERR_LIMIT. */
         limits: z
@@ -313,6 +316,8 @@ const ENV_MAP: Record<string, [string[], (v: string) => unknown]> = {
   HOST: [['gateway', 'host'], String],
   PORT: [['gateway', 'port'], num],
   METRICS_PORT: [['metricsPort'], num],
+  TICKMESH_ALLOWED_HOSTS: [['gateway', 'http', 'allowedHosts'], commaList],
+  TICKMESH_CORS_ORIGINS: [['gateway', 'http', 'corsOrigins'], commaList],
   TICKMESH_EXCHANGES: [['exchangesFile'], String],
   SMTP_URL: [['alerts', 'smtpUrl'], String],
   TICKMESH_WORKER_ID: [['worker', 'id'], String],

@@ -282,3 +282,28 @@ export class RateLimitedError extends TmError {
     );
   }
 }
+
+/** A Host header the gateway does not answer to (against DNS rebinding): gateway.http.allowedHosts. */
+export class HostNotAllowedError extends TmError {
+  constructor(host: string | undefined) {
+    super(
+      'TM_ERR_BAD_HOST',
+      421,
+      `this server does not answer to Host ${shownInput(host ?? '')}: add it to TICKMESH_ALLOWED_HOSTS`,
+    );
+  }
+}
+
+/** A WebSocket upgrade from another site's page (an Origin that is neither this host nor allowed). */
+export class OriginNotAllowedError extends TmError {
+  constructor(reason: string) {
+    super('TM_ERR_BAD_ORIGIN', 403, reason);
+  }
+}
+
+/** A /graphql request a browser could send from another site without a CORS preflight. */
+export class CsrfRefusedError extends TmError {
+  constructor(detail: string) {
+    super('TM_ERR_CSRF', 400, detail);
+  }
+}

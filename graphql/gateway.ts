@@ -12,7 +12,6 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Pool } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
-import { registry } from '../core/metrics.ts';
 import type { Topology } from '../core/nats.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { AuditTrail } from './audit-trail.ts';
@@ -20,6 +19,7 @@ import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
 import { CredentialWatch } from './credential-watch.ts';
 import { errorFormatter, LogThrottle } from './error-format.ts';
+import { httpPolicyPlugin } from './http-policy.ts';
 import { installLimits, listLimits } from './limits.ts';
 import { LoginGuard } from './login-guard.ts';
 import { RequestBudgets } from './rate-limits.ts';
@@ -51,7 +51,10 @@ function plugin(name: string, fn: FastifyPluginAsync): FastifyPluginAsync {
   return fn;
 }
 
-/** `/healthz` (alive), `/readyz` (NATS and Postgres reachable), `/metrics` (Prometheus). */
+/**
+ * `/healthz` (alive), `/readyz` (NATS and Postgres reachable). `/metrics` is not here: it is served
+ * on the metrics port (launcher/roles.ts startMetricsServer), not to the public.
+ */
 export const opsPlugin = (deps: Pick<GatewayDeps, 'pool' | 'topo'>) =>
   plugin('tickmesh-ops', async (app) => {
     app.get('/healthz', async () => ({ ok: true }));
@@ -68,10 +71,6 @@ export const opsPlugin = (deps: Pick<GatewayDeps, 'pool' | 'topo'>) =>
       }
       const ready = Object.values(checks).every((v) => v === 'ok');
       return reply.code(ready ? 200 : 503).send({ ready, checks });
-    });
-    app.get('/metrics', async (_req, reply) => {
-      reply.header('content-type', registry.contentType);
-      return registry.metrics();
     });
   });
 
@@ -135,6 +134,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<{ app: FastifyIns
     bodyLimit: 256 * 1024,
   });
   const hub = new TopicHub(deps.topo.nc, deps.cfg.gateway.subscriberQueue);
+  await app.register(httpPolicyPlugin(deps.cfg.gateway));
   await app.register(opsPlugin(deps));
   await app.register(graphqlPlugin(deps, hub));
   await app.register(uiPlugin(deps.cfg.gateway.uiDir ?? DEFAULT_UI_DIR));

@@ -106,7 +106,7 @@ program
         ? `  sign in     user ${sys.generatedAdmin.user}, password ${sys.generatedAdmin.password}   (kept in ${sys.generatedAdmin.file}; TICKMESH_ADMIN_PASSWORD sets your own)`
         : `  sign in     user ${cfg.auth.adminUser}, with the password in TICKMESH_ADMIN_PASSWORD, or the one you set (forgotten: tickmesh users reset-password ${cfg.auth.adminUser})`,
       `  graphql     ${sys.gatewayUrl}/graphql   (graphql-ws on the same path)`,
-      `  metrics     ${sys.gatewayUrl}/metrics`,
+      `  metrics     ${sys.metricsUrl}/metrics`,
       `  nats        ${sys.natsUrl}`,
       `  nats cli    ${natsCliCommand(sys.natsUrl, sys.natsOperator)} stream ls`,
       `  postgres    ${sys.databaseUrl}`,
@@ -149,8 +149,13 @@ program
 
 program
   .command('gateway')
-  .description('GraphQL (HTTP + graphql-ws), dashboard, /metrics, /healthz, /readyz')
-  .action(() => runRole(async (cfg, log) => [await startGatewayRole(cfg, log)]));
+  .description('GraphQL (HTTP + graphql-ws), dashboard, /healthz, /readyz; /metrics on METRICS_PORT')
+  .action(() =>
+    runRole(async (cfg, log) => [
+      await startMetricsServer(cfg.metricsPort),
+      await startGatewayRole(cfg, log),
+    ]),
+  );
 
 program
   .command('inspect')

@@ -65,7 +65,7 @@ describe.concurrent('tickmesh dev with a broken set-up', () => {
     try {
       expectOneLine(
         await failedStart({ PORT: String(port) }, untouched),
-        new RegExp(`^tickmesh: gateway: port ${port} on 0\\.0\\.0\\.0 is already in use; .*PORT`),
+        new RegExp(`^tickmesh: gateway: port ${port} on 127\\.0\\.0\\.1 is already in use; .*PORT`),
       );
     } finally {
       taken.close();

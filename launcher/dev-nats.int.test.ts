@@ -27,7 +27,14 @@ describe('tickmesh dev: NATS with authorization', () => {
 
   it('generates users and passwords, refuses anonymous clients, and restarts an actor for the operator', async () => {
     await using db = await freshDatabase();
-    const env = { TICKMESH_DATA_DIR: dir, DATABASE_URL: db.url, NATS_URL: '', PORT: '0', HOST: '127.0.0.1' };
+    const env = {
+      TICKMESH_DATA_DIR: dir,
+      DATABASE_URL: db.url,
+      NATS_URL: '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+    };
     sys = await startDev(env, testLog);
     const operator = sys.natsOperator!;
     expect(operator.user).toBe('operator');
@@ -75,6 +82,7 @@ describe('tickmesh dev: NATS with authorization', () => {
       NATS_URL: nats.url,
       PORT: '0',
       HOST: '127.0.0.1',
+      METRICS_PORT: '0',
       SIM_ENABLED: 'false',
     };
     await expect(startDev(env, testLog)).rejects.toThrow(/refused a client without credentials/);

@@ -7,6 +7,7 @@
  * files, orphaned servers).
  */
 import { existsSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STAGE_ROOT } from '../launcher/postgres-placement.ts';
@@ -55,6 +56,18 @@ async function startDevProcess(): Promise<{ proc: RoleProcess; base: string; api
   return { proc, base, api: await signInFromBanner(proc, base) };
 }
 
+/** Whether something accepts TCP connections at host:port. */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 async function allRunning(api: Api): Promise<string[]> {
   return eventually(
     async () => {
@@ -87,6 +100,14 @@ describe('tickmesh dev', () => {
     if (process.getuid?.() === 0) expect(clusters.size).toBe(1);
     const page = await fetch(`${first.base}/`);
     expect(page.status).toBe(200);
+    // Loopback only without HOST (127.0.0.2 is loopback too, but not the address it bound), and
+    // /metrics on its own listener on 127.0.0.1, not on the dashboard's port.
+    const port = Number(new URL(first.base).port);
+    expect(await accepts('127.0.0.1', port)).toBe(true);
+    expect(await accepts('127.0.0.2', port)).toBe(false);
+    const metricsUrl = first.proc.output().match(/metrics\s+(http:\/\/127\.0\.0\.1:\d+\/metrics)/)?.[1];
+    expect(await fetch(metricsUrl!).then((r) => r.text())).toMatch(/^tickmesh_graphql_subscriptions /m);
+    expect((await fetch(`${first.base}/metrics`)).status).toBe(404);
     expect(await page.text()).toContain('<div id="app">');
     const symbols = await gql<{ symbols: { symbol: string }[] }>(
       first.api,

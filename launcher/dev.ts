@@ -3,11 +3,13 @@
  * PostgreSQL when NATS_URL / DATABASE_URL are not set, migrates, then runs the gateway, the
  * supervisor and a worker, and shuts everything down in order on Ctrl-C. A set-up it cannot
  * start in (a port taken, a URL that answers nothing) fails first, before anything runs.
+ * It binds 127.0.0.1 unless HOST is set; /metrics is on its own listener (METRICS_PORT, 127.0.0.1).
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../core/config.ts';
 import { createPool } from '../core/db.ts';
+import { StartupError } from '../core/errors.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { enableDefaultMetrics } from '../core/metrics.ts';
 import { type NatsCredential, natsCredential } from '../core/nats.ts';
@@ -21,6 +23,7 @@ import {
   type RoleHandle,
   runMigrate,
   startGatewayRole,
+  startMetricsServer,
   startSupervisorRole,
   startWorkerRole,
 } from './roles.ts';
@@ -29,6 +32,8 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface DevSystem {
   gatewayUrl: string;
+  /** The process's /metrics listener (127.0.0.1, METRICS_PORT). */
+  metricsUrl: string;
   natsUrl: string;
   /** The operator's NATS credential (for the NATS CLI), when one is known. */
   natsOperator: NatsCredential | undefined;
@@ -73,7 +78,9 @@ export async function startDev(
     await db?.stop().catch((err) => logger.error({ err }, 'stopping embedded postgres failed'));
     await nats?.stop().catch((err) => logger.error({ err }, 'stopping nats-server failed'));
   };
-  await checkGatewayPort(base.gateway.port, base.gateway.host);
+  // A laptop's dev system is not for the network: loopback unless HOST says otherwise.
+  const host = processEnv.HOST ? base.gateway.host : '127.0.0.1';
+  await checkGatewayPort(base.gateway.port, host);
   if (base.nats.url) await checkNatsUrl(base.nats.url, natsCredential(base, 'supervisor'));
   if (base.database.url) await checkDatabaseUrl(base.database.url);
   // Only a set-up that can start writes anything into the data folder.
@@ -89,11 +96,22 @@ export async function startDev(
       // One stable worker id in dev, so a restarted process picks its actors up at once.
       worker: { id: base.worker.id ?? 'dev' },
       // Tools (GraphiQL, codegen) may ask the schema of a dev gateway.
-      gateway: { limits: { introspection: true } },
+      gateway: { host, limits: { introspection: true } },
     });
     await runMigrate(cfg, logger);
     const generatedAdmin =
       secrets.generatedAdmin && (await firstAdmin(cfg.database.url!, secrets.generatedAdmin));
+    const metricsServer = await startMetricsServer(cfg.metricsPort, '127.0.0.1').catch((e) => {
+      throw errnoOf(e) === 'EADDRINUSE'
+        ? new StartupError(
+            'metrics',
+            `port ${cfg.metricsPort} on 127.0.0.1 is already in use`,
+            'set METRICS_PORT to a free port (METRICS_PORT=0 picks one)',
+            { cause: e },
+          )
+        : e;
+    });
+    roles.push(metricsServer);
     // Order matters for shutdown (reverse): the worker flushes before the supervisor leaves.
     const supervisor = await startSupervisorRole(cfg, logger);
     roles.push(supervisor);
@@ -105,6 +123,7 @@ export async function startDev(
     roles.push(gateway);
     return {
       gatewayUrl: gateway.url,
+      metricsUrl: metricsServer.url,
       natsUrl: cfg.nats.url!,
       natsOperator: natsCredential(cfg, 'operator'),
       databaseUrl: cfg.database.url!,

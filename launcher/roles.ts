@@ -213,7 +213,7 @@ export async function startGatewayRole(cfg: Config, log: Logger): Promise<RoleHa
     name: SERVICES.gateway,
     role: 'gateway',
     instance: defaultWorkerId(),
-    description: 'tickmesh gateway: GraphQL over HTTP and graphql-ws, dashboard, metrics',
+    description: 'tickmesh gateway: GraphQL over HTTP and graphql-ws, dashboard',
     log,
     endpoints: {
       status: () => ({ address, subscriptions: hub.subscriberCount, natsTopics: hub.topicCount }),
@@ -232,8 +232,14 @@ export async function startGatewayRole(cfg: Config, log: Logger): Promise<RoleHa
   };
 }
 
-/** /metrics and /healthz for roles without the gateway's HTTP server. */
-export async function startMetricsServer(port: number): Promise<RoleHandle> {
+/**
+ * /metrics (Prometheus) and /healthz on the metrics port: every role has one (the gateway too, so
+ * its public port does not show them); `npm start` one for the whole process, on 127.0.0.1.
+ */
+export async function startMetricsServer(
+  port: number,
+  host = '0.0.0.0',
+): Promise<RoleHandle & { url: string }> {
   enableDefaultMetrics();
   const server = createServer(async (req, res) => {
     if (req.url === '/metrics') {
@@ -246,6 +252,15 @@ export async function startMetricsServer(port: number): Promise<RoleHandle> {
       res.end();
     }
   });
-  await new Promise<void>((resolve) => server.listen(port, '0.0.0.0', resolve));
-  return { name: 'metrics', stop: () => new Promise((resolve) => server.close(() => resolve())) };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const bound = (server.address() as { port: number }).port;
+  const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  return {
+    name: 'metrics',
+    url: `http://${shown}:${bound}`,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

@@ -120,7 +120,9 @@ describe('analytics over GraphQL', () => {
     );
     await eventually(
       async () =>
-        (await fetch(`${base}/metrics`).then((r) => r.text())).includes('tickmesh_graphql_subscriptions 1'),
+        (await fetch(`${sys.metrics}/metrics`).then((r) => r.text())).includes(
+          'tickmesh_graphql_subscriptions 1',
+        ),
       'subscription registered',
     );
     // Rules load at actor start and on the change message; give the actor the new rule first.

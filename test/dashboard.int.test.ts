@@ -4,7 +4,13 @@
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, openDashboard, readProbe, waitForLiveChart } from './browser/chromium.ts';
+import {
+  cspViolations,
+  launchChromium,
+  openDashboard,
+  readProbe,
+  waitForLiveChart,
+} from './browser/chromium.ts';
 import { signIn } from './support/graphql.ts';
 import { startSystem, type TestSystem } from './support/system.ts';
 
@@ -58,6 +64,8 @@ describe('dashboard in Chromium', () => {
       { timeout: 15_000 },
     );
     expect((await readProbe(page))?.series).toBe('sim:BTC/USDT:5m');
+    // Everything above ran under the gateway's Content-Security-Policy without a violation.
+    expect(await cspViolations(page)).toEqual([]);
     await page.screenshot({ path: `${process.env.TMPDIR ?? '/tmp'}/tickmesh-dashboard.png` });
     await page.close();
   });

@@ -115,7 +115,7 @@ describe('gateway', () => {
     const q = 'subscription { candles(exchange: "test", symbol: "AAPL", timeframe: "5m") { time } }';
     const subs = clients.map((c) => collect(c, q));
     const metric = async (name: string) => {
-      const text = await fetch(`${base}/metrics`).then((r) => r.text());
+      const text = await fetch(`${sys.metrics}/metrics`).then((r) => r.text());
       return Number(text.match(new RegExp(`^${name} (\\d+)`, 'm'))?.[1] ?? Number.NaN);
     };
     await eventually(
@@ -128,11 +128,12 @@ describe('gateway', () => {
     await Promise.all(clients.map((c) => c.dispose()));
   });
 
-  it('serves readiness, metrics and the dashboard', async () => {
+  it('serves readiness and the dashboard, and metrics on the metrics port only', async () => {
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, checks: { nats: 'ok', database: 'ok' } });
-    const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
+    const metrics = await fetch(`${sys.metrics}/metrics`).then((r) => r.text());
     expect(metrics).toMatch(/tickmesh_process_resident_memory_bytes/);
     const index = await fetch(`${base}/`);
     expect(index.status).toBe(200);

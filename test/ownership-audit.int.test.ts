@@ -100,7 +100,7 @@ describe('ownership and audit', () => {
     const forBob = collect<{ id: string }>(bobWs, Q);
     await eventually(
       async () =>
-        (await fetch(`${sys.base}/metrics`).then((r) => r.text())).includes(
+        (await fetch(`${sys.metrics}/metrics`).then((r) => r.text())).includes(
           'tickmesh_graphql_subscriptions 2',
         ),
       'two subscriptions',

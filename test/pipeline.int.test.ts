@@ -112,7 +112,9 @@ describe('pipeline end to end', () => {
     // Let the subscription reach the gateway's NATS subscription before trades flow.
     await eventually(
       async () =>
-        (await fetch(`${base}/metrics`).then((r) => r.text())).includes('tickmesh_graphql_subscriptions 1'),
+        (await fetch(`${sys.metrics}/metrics`).then((r) => r.text())).includes(
+          'tickmesh_graphql_subscriptions 1',
+        ),
       'subscription registered',
     );
     const trades = syntheticTrades({ start: START, count: 3000 });

@@ -36,6 +36,7 @@ export async function openDashboard(
     ([key, value]) => window.localStorage.setItem(key!, value!),
     ['tickmeshAccessToken', token],
   );
+  await recordCspViolations(page);
   const problems: string[] = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error') problems.push(msg.text());
@@ -61,6 +62,24 @@ export async function openDashboard(
       { cause },
     );
   }
+}
+
+/** Collects the page's Content-Security-Policy violations from its first script on (see cspViolations). */
+export async function recordCspViolations(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const seen: string[] = [];
+    (window as unknown as { __cspViolations: string[] }).__cspViolations = seen;
+    document.addEventListener('securitypolicyviolation', (e) =>
+      seen.push(
+        `${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`,
+      ),
+    );
+  });
+}
+
+/** What the gateway's CSP blocked on this page so far (empty when the dashboard works under it). */
+export function cspViolations(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { __cspViolations?: string[] }).__cspViolations ?? []);
 }
 
 export function readProbe(page: Page): Promise<TickmeshProbe | null> {

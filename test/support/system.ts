@@ -9,6 +9,7 @@ import type { Pool } from '../../core/db.ts';
 import {
   type RoleHandle,
   startGatewayRole,
+  startMetricsServer,
   startSupervisorRole,
   startWorkerRole,
 } from '../../launcher/roles.ts';
@@ -41,6 +42,8 @@ export interface TestSystem {
   cfg: Config;
   /** Gateway base URL (empty without a gateway). */
   base: string;
+  /** Base URL of this process's metrics listener (`/metrics`), started with the gateway. */
+  metrics: string;
   stop(): Promise<void>;
 }
 
@@ -69,16 +72,21 @@ export async function startSystem(o: SystemOptions = {}): Promise<TestSystem> {
     // on, only the supervisor (and the operator) may create them.
     await (await topology(cfg, 'test-setup'))[Symbol.asyncDispose]();
     let base = '';
+    let metrics = '';
     for (const role of o.roles ?? ['supervisor', 'worker', 'gateway']) {
       if (role === 'supervisor') roles.push(await startSupervisorRole(cfg, testLog, o.clock));
       if (role === 'worker') roles.push(await startWorkerRole(cfg, testLog, o.clock, 'w1', o.adapters));
       if (role === 'gateway') {
+        // As `tickmesh gateway` runs: /metrics on a listener of its own, not the public port.
+        const m = await startMetricsServer(0, '127.0.0.1');
+        roles.push(m);
+        metrics = m.url;
         const gw = await startGatewayRole(cfg, testLog);
         roles.push(gw);
         base = gw.url;
       }
     }
-    return { nats, db, cfg, base, stop };
+    return { nats, db, cfg, base, metrics, stop };
   } catch (e) {
     await stop();
     throw e;
