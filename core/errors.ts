@@ -238,3 +238,25 @@ export class LoginLockedError extends TmError {
     );
   }
 }
+
+/** A query or mutation sent over graphql-ws: the socket carries subscriptions only. */
+export class SubscriptionsOnlyError extends TmError {
+  constructor() {
+    super(
+      'TM_ERR_WS_SUBSCRIPTIONS_ONLY',
+      400,
+      'this socket carries subscriptions only: send queries and mutations with HTTP POST /graphql',
+    );
+  }
+}
+
+/** A principal over its request budget: try again after `retryAfterMs`. */
+export class RateLimitedError extends TmError {
+  constructor(readonly retryAfterMs: number) {
+    super(
+      'TM_ERR_RATE_LIMITED',
+      429,
+      `rate limit exceeded: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
+  }
+}

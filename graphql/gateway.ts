@@ -3,6 +3,7 @@
  * dashboard assets) so it can be tested alone with `app.inject()`.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
@@ -22,6 +23,8 @@ import { LoginGuard } from './login-guard.ts';
 import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
 import { TopicHub } from './topic-hub.ts';
+import type { SubscriptionResolver } from './ws-documents.ts';
+import { barRefill, refillOnReconnect, startWsGateway } from './ws-gateway.ts';
 
 export const SCHEMA = readFileSync(fileURLToPath(new URL('./schema.graphql', import.meta.url)), 'utf8');
 const DEFAULT_UI_DIR = fileURLToPath(new URL('../ui/dist', import.meta.url));
@@ -33,6 +36,10 @@ export interface GatewayDeps {
   log: Logger;
   /** Token issue and expiry time (default: the system clock). */
   clock?: Clock;
+  /** A reason to refuse a WebSocket upgrade (403), or null (graphql/ws-server.ts). */
+  checkUpgrade?: (req: IncomingMessage) => string | null;
+  /** Charges a graphql-ws subscribe to its principal: retry-after ms when over budget, else null. */
+  chargeSubscribe?: (principalKey: string) => Promise<number | null>;
 }
 
 function plugin(name: string, fn: FastifyPluginAsync): FastifyPluginAsync {
@@ -74,16 +81,39 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
     const watch = new CredentialWatch(deps.pool.options, callers, deps.log.child({ role: 'gateway' }));
     await watch.start();
     app.addHook('onClose', async () => watch.close());
-    const auth = authOptions(callers, watch, clock);
+    const auth = authOptions(callers);
+    const resolvers = buildResolvers({
+      pool: deps.pool,
+      topo: deps.topo,
+      cfg: deps.cfg,
+      hub,
+      sessions,
+      services,
+    });
+    // graphql-ws is our own server (graphql/ws-server.ts); mercurius serves HTTP only.
+    const ws = startWsGateway({
+      cfg: deps.cfg,
+      sdl: SCHEMA,
+      subscriptions: resolvers.Subscription as unknown as Record<string, SubscriptionResolver>,
+      callers,
+      watch,
+      clock,
+      log: deps.log.child({ role: 'gateway' }),
+      server: app.server,
+      checkUpgrade: deps.checkUpgrade,
+      chargeSubscribe: deps.chargeSubscribe,
+    });
+    app.decorate('wsServer', ws.server);
+    app.decorate('fanout', ws.fanout);
+    app.addHook('onClose', async () => {
+      ws.fanout.close();
+      await ws.server.close();
+    });
     await app.register(mercurius, {
       schema: SCHEMA,
-      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions, services }),
+      resolvers,
       context: auth.context,
-      subscription: {
-        ...auth.subscription,
-        // Bounded per-connection pressure is handled by TopicHub; keep mercurius' own queue small too.
-        fullWsTransport: false,
-      },
+      subscription: false,
       queryDepth: 8,
       graphiql: false,
       path: '/graphql',
@@ -110,7 +140,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<{ app: FastifyIns
     loggerInstance: deps.log.child({ role: 'gateway' }, { level: 'warn' }),
     bodyLimit: 256 * 1024,
   });
-  const hub = new TopicHub(deps.topo.nc, deps.cfg.gateway.subscriberQueue);
+  const hub = new TopicHub(deps.topo.nc, deps.cfg.gateway.subscriberQueue, {
+    ingressBacklog: deps.cfg.gateway.ws.ingressBacklog,
+    refill: barRefill(deps.topo),
+  });
+  void refillOnReconnect(deps.topo.nc, hub, deps.log.child({ role: 'gateway' }));
   await app.register(opsPlugin(deps));
   await app.register(graphqlPlugin(deps, hub));
   await app.register(uiPlugin(deps.cfg.gateway.uiDir ?? DEFAULT_UI_DIR));
