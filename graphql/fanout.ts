@@ -94,6 +94,13 @@ export class Fanout {
     };
   }
 
+  /** Subscribers of all executions. */
+  get subscriberCount(): number {
+    let n = 0;
+    for (const ex of this.executions.values()) n += ex.sinks.size;
+    return n;
+  }
+
   close(): void {
     for (const ex of [...this.executions.values()]) this.stop(ex);
   }

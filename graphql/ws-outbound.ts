@@ -34,6 +34,8 @@ export class Outbound {
   private queuedBytes = 0;
   /** Since when the unsent bytes are above the bound (ms), or null. */
   overSince: number | null = null;
+  /** Closed as too slow: nothing more is queued or written. */
+  dead = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -75,6 +77,7 @@ export class Outbound {
   }
 
   private push(entry: Entry): void {
+    if (this.dead) return;
     this.entries.push(entry);
     this.queuedBytes += entry.frame!.length;
     this.flusher.mark(this);
@@ -132,7 +135,7 @@ export class Flusher {
   ) {}
 
   mark(out: Outbound): void {
-    if (this.backlogged.has(out)) return; // the sweep writes it when it has room again
+    if (out.dead || this.backlogged.has(out)) return; // the sweep writes it when it has room again
     this.dirty.add(out);
     this.scheduled ??= setImmediate(() => this.flushAll());
   }
@@ -174,6 +177,7 @@ export class Flusher {
       (now - out.overSince! >= this.limits.slowGraceMs || out.unsentBytes > 4 * this.limits.maxBufferedBytes)
     ) {
       this.release(out);
+      out.dead = true;
       this.onSlow(out);
       return;
     }
