@@ -243,7 +243,7 @@ export class LoginLockedError extends TmError {
 export class SubscriptionsOnlyError extends TmError {
   constructor() {
     super(
-      'TM_ERR_WS_SUBSCRIPTIONS_ONLY',
+      'TM_ERR_WS_OPERATION',
       400,
       'this socket carries subscriptions only: send queries and mutations with HTTP POST /graphql',
     );

@@ -14,7 +14,7 @@
  *   (counted in tickmesh_graphql_ws_closed_total{reason="slow"}).
  * A subscribe that breaks a limit but not the protocol gets an `error` message and the socket
  * stays: parse/validation errors (GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED), a query or
- * mutation (TM_ERR_WS_SUBSCRIPTIONS_ONLY: they go over HTTP, with its audit and limits), the
+ * mutation (TM_ERR_WS_OPERATION: they go over HTTP, with its audit and limits), the
  * role table (TM_ERR_FORBIDDEN), fields/depth or subscriptions per socket (TM_ERR_LIMIT), a
  * rate limit (TM_ERR_RATE_LIMITED). Every ended subscription releases its fan-out sink at once.
  */

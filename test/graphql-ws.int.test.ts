@@ -167,7 +167,7 @@ describe('graphql-ws server', () => {
       const errors = raw.frames.find((f) => f.id === id)!.payload as { extensions: { code: string } }[];
       return errors[0]!.extensions.code;
     };
-    expect(codeOf('q')).toBe('TM_ERR_WS_SUBSCRIPTIONS_ONLY');
+    expect(codeOf('q')).toBe('TM_ERR_WS_OPERATION');
     expect(codeOf('p')).toBe('GRAPHQL_PARSE_FAILED');
     expect(codeOf('v')).toBe('GRAPHQL_VALIDATION_FAILED');
     expect(codeOf('deep')).toBe('TM_ERR_LIMIT');
