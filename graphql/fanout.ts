@@ -20,8 +20,8 @@ import { isConflatable } from './topic-hub.ts';
 import { type PayloadError, payloadErrorOf } from './ws-documents.ts';
 
 export interface Sink {
-  /** One result, serialised; `conflatable` when a newer one supersedes it (a forming bar). */
-  next(payload: string, conflatable: boolean): void;
+  /** One result, serialised (UTF-8, shared by every sink: never modify); `conflatable` when a newer one supersedes it (a forming bar). */
+  next(payload: Buffer, conflatable: boolean): void;
   /** The source failed: the subscription is over. */
   error(errors: PayloadError[]): void;
   /** The source ended: the subscription is over. */
@@ -156,7 +156,7 @@ export class Fanout {
         this.end(ex, (sink) => sink.complete());
         return;
       }
-      let payload: string;
+      let payload: Buffer;
       try {
         const out = execute({
           schema,
@@ -166,7 +166,7 @@ export class Fanout {
           variableValues: variables,
           operationName,
         });
-        payload = JSON.stringify(out instanceof Promise ? await out : out);
+        payload = Buffer.from(JSON.stringify(out instanceof Promise ? await out : out));
       } catch (e) {
         this.log.warn({ err: e }, 'subscription event could not be executed');
         continue;

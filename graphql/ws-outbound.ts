@@ -17,16 +17,41 @@ export interface OutboundLimits {
 
 interface Entry {
   id: string | null;
-  /** null once superseded (conflated) or forgotten. */
+  /** A control message (sent through ws), or null for a `next` (prefix + shared payload). */
   frame: string | null;
+  prefix: Buffer | null;
+  payload: Buffer | null;
+  bytes: number;
+  /** Superseded (conflated) or forgotten. */
+  dropped: boolean;
 }
 
-/** The underlying net.Socket of a ws socket (ws keeps it private; cork/uncork batch writes). */
-interface Corkable {
+/**
+ * The underlying net.Socket of a ws socket (ws keeps it private). `next` frames are written to it
+ * directly: a server frame is not masked, so the frame is a small header, the subscription's
+ * cached prefix, the payload Buffer shared by every subscriber of the key (no copy), and `}`.
+ * ws writes synchronously without permessage-deflate (off), so the order with its own frames
+ * (ack, pong, close) is kept. cork/uncork makes a socket's batch one writev.
+ */
+interface RawSocket {
   cork(): void;
   uncork(): void;
+  write(chunk: Buffer): boolean;
 }
-const rawSocket = (ws: WebSocket): Corkable | undefined => (ws as unknown as { _socket?: Corkable })._socket;
+const rawSocket = (ws: WebSocket): RawSocket | undefined =>
+  (ws as unknown as { _socket?: RawSocket })._socket;
+const SUFFIX = Buffer.from('}');
+
+/** The header of an unmasked, final text frame of `length` bytes (RFC 6455 5.2). */
+function frameHeader(length: number): Buffer {
+  if (length < 126) return Buffer.from([0x81, length]);
+  if (length < 65_536) return Buffer.from([0x81, 126, length >> 8, length & 0xff]);
+  const h = Buffer.alloc(10);
+  h[0] = 0x81;
+  h[1] = 127;
+  h.writeBigUInt64BE(BigInt(length), 2);
+  return h;
+}
 
 export class Outbound {
   private entries: Entry[] = [];
@@ -42,14 +67,20 @@ export class Outbound {
     private readonly flusher: Flusher,
   ) {}
 
-  /** A `next` message; the payload string is shared by every subscriber of its key. */
-  next(id: string, idJson: string, payload: string, conflatable: boolean): void {
-    const entry: Entry = { id, frame: `{"id":${idJson},"type":"next","payload":${payload}}` };
+  /** A `next` message: `prefix` is the subscription's, the payload shared by every subscriber of its key. */
+  next(id: string, prefix: Buffer, payload: Buffer, conflatable: boolean): void {
+    const entry: Entry = {
+      id,
+      frame: null,
+      prefix,
+      payload,
+      bytes: prefix.length + payload.length + 1,
+      dropped: false,
+    };
     if (conflatable) {
       const old = this.forming.get(id);
-      if (old?.frame) {
-        this.queuedBytes -= old.frame.length;
-        old.frame = null;
+      if (old && !old.dropped) {
+        this.drop(old);
         metrics.subscriptionDrops.inc({ kind: 'coalesced' });
       }
       this.forming.set(id, entry);
@@ -59,17 +90,18 @@ export class Outbound {
 
   /** Any other message (error, complete, pong), in order with the subscription's data. */
   send(frame: string, id: string | null = null): void {
-    this.push({ id, frame });
+    this.push({ id, frame, prefix: null, payload: null, bytes: frame.length, dropped: false });
   }
 
   /** Drops what is still queued for a subscription the client completed. */
   forget(id: string): void {
-    for (const e of this.entries)
-      if (e.id === id && e.frame) {
-        this.queuedBytes -= e.frame.length;
-        e.frame = null;
-      }
+    for (const e of this.entries) if (e.id === id && !e.dropped) this.drop(e);
     this.forming.delete(id);
+  }
+
+  private drop(e: Entry): void {
+    this.queuedBytes -= e.bytes;
+    e.dropped = true;
   }
 
   get unsentBytes(): number {
@@ -79,7 +111,7 @@ export class Outbound {
   private push(entry: Entry): void {
     if (this.dead) return;
     this.entries.push(entry);
-    this.queuedBytes += entry.frame!.length;
+    this.queuedBytes += entry.bytes;
     this.flusher.mark(this);
   }
 
@@ -98,9 +130,15 @@ export class Outbound {
       let sent = 0;
       for (; i < this.entries.length && this.ws.bufferedAmount < max; i++) {
         const e = this.entries[i]!;
-        if (e.frame === null) continue;
-        this.queuedBytes -= e.frame.length;
-        this.ws.send(e.frame);
+        if (e.dropped) continue;
+        this.queuedBytes -= e.bytes;
+        if (e.frame !== null) this.ws.send(e.frame);
+        else if (raw) {
+          raw.write(frameHeader(e.bytes));
+          raw.write(e.prefix!);
+          raw.write(e.payload!);
+          raw.write(SUFFIX);
+        }
         if (e.id !== null && this.forming.get(e.id) === e) this.forming.delete(e.id);
         sent++;
       }

@@ -66,6 +66,8 @@ export interface WsServerOptions {
 interface Sub {
   id: string;
   idJson: string;
+  /** `{"id":<id>,"type":"next","payload":` as bytes, written before each shared payload. */
+  prefix: Buffer;
   joined: Joined | null;
 }
 
@@ -255,7 +257,13 @@ export class GraphqlWsServer {
     if (!caller) return this.shut(conn, WS_CLOSE.unauthorized, 'Unauthorized');
     if (conn.subs.has(id))
       return this.shut(conn, WS_CLOSE.duplicateId, `Subscriber for ${id} already exists`);
-    const sub: Sub = { id, idJson: JSON.stringify(id), joined: null };
+    const idJson = JSON.stringify(id);
+    const sub: Sub = {
+      id,
+      idJson,
+      prefix: Buffer.from(`{"id":${idJson},"type":"next","payload":`),
+      joined: null,
+    };
     const fail = (errors: PayloadError[]) => {
       if (conn.subs.get(id) !== sub) return;
       conn.subs.delete(id);
@@ -297,7 +305,7 @@ export class GraphqlWsServer {
         context: { caller, address: conn.address },
       },
       {
-        next: (json, conflatable) => conn.out.next(id, sub.idJson, json, conflatable),
+        next: (payload, conflatable) => conn.out.next(id, sub.prefix, payload, conflatable),
         error: (errors) => {
           sub.joined?.release();
           fail(errors);

@@ -282,26 +282,6 @@ describe('graphql-ws server', () => {
     await client.dispose();
   });
 
-  it('sends every subscriber the latest closed bar after a NATS reconnect', async () => {
-    const t = Date.UTC(2026, 0, 7, 12, 0);
-    await pub.js.publish(subjects.bar('1m', 'test', 'AAPL'), encodeJson(bar('AAPL', t, true, 123)));
-    const client = wsClient({ base, token });
-    const sub = collect<{ timeMs: number; close: number; closed: boolean }>(client, CANDLES, { s: 'AAPL' });
-    await settle(() => hub.topicCount > 0 && fanout.executionCount > 0, 'running');
-    const reconnects = await counter(metrics.natsConnectionEvents, { type: 'reconnect' });
-    await sys.nats.restart();
-    await eventually(
-      async () => (await counter(metrics.natsConnectionEvents, { type: 'reconnect' })) > reconnects,
-      'a counted reconnect',
-    );
-    await sub.until(
-      (items) => items.some((x) => x.timeMs === t && x.close === 123 && x.closed),
-      'the latest closed bar',
-    );
-    sub.dispose();
-    await client.dispose();
-  });
-
   it('publishes forming bars once per change, stamped with the newest trade time', async () => {
     const seen: { subject: string; data: string }[] = [];
     const watch = pub.nc.subscribe('md.live.*.test.AAPL', {
@@ -328,5 +308,25 @@ describe('graphql-ws server', () => {
       expect(nt).toBeGreaterThanOrEqual(start - 1000);
       expect(nt).toBeLessThanOrEqual(Date.now());
     }
+  });
+
+  it('sends every subscriber the latest closed bar after a NATS reconnect', async () => {
+    const t = Date.UTC(2026, 0, 7, 12, 0);
+    await pub.js.publish(subjects.bar('1m', 'test', 'AAPL'), encodeJson(bar('AAPL', t, true, 123)));
+    const client = wsClient({ base, token });
+    const sub = collect<{ timeMs: number; close: number; closed: boolean }>(client, CANDLES, { s: 'AAPL' });
+    await settle(() => hub.topicCount > 0 && fanout.executionCount > 0, 'running');
+    const reconnects = await counter(metrics.natsConnectionEvents, { type: 'reconnect' });
+    await sys.nats.restart();
+    await eventually(
+      async () => (await counter(metrics.natsConnectionEvents, { type: 'reconnect' })) > reconnects,
+      'a counted reconnect',
+    );
+    await sub.until(
+      (items) => items.some((x) => x.timeMs === t && x.close === 123 && x.closed),
+      'the latest closed bar',
+    );
+    sub.dispose();
+    await client.dispose();
   });
 });
