@@ -24,6 +24,9 @@ const missedBy = new Uint8Array(job.sockets);
 let open = 0;
 let failed = 0;
 const SEQ = /"trades":(\d+)/;
+const TIME = /"timeMs":(\d+)/;
+const lastClosed = new Float64Array(job.sockets);
+let missedClosed = 0;
 const AT = /"tradeReceivedMs":(\d+)/;
 const now = () => performance.timeOrigin + performance.now();
 
@@ -51,6 +54,13 @@ function connect(i: number): Promise<void> {
         received++;
         const ms = Math.max(0, Math.round(now() - Number(at[1])));
         hist[Math.min(ms, HIST)]!++;
+        if (text.includes('"closed":true')) {
+          const t = Number(TIME.exec(text)?.[1] ?? 0);
+          const before = lastClosed[i]!;
+          if (before > 0 && t > before + 60_000) missedClosed += (t - before) / 60_000 - 1;
+          if (t > before) lastClosed[i] = t;
+          return;
+        }
         const n = Number(seq[1]);
         const prev = lastSeq[i]!;
         if (prev >= 0 && n > prev + 1) {
@@ -67,7 +77,7 @@ function connect(i: number): Promise<void> {
             id: '1',
             type: 'subscribe',
             payload: {
-              query: `subscription { candles(exchange: "fan", symbol: "${s.symbol}", timeframe: "${s.timeframe}") { trades tradeReceivedMs closed } }`,
+              query: `subscription { candles(exchange: "fan", symbol: "${s.symbol}", timeframe: "${s.timeframe}") { timeMs trades tradeReceivedMs closed } }`,
             },
           }),
         );
@@ -85,6 +95,7 @@ process.on('message', (m: { type: string }) => {
     hist = new Uint32Array(HIST + 1);
     received = 0;
     missed = 0;
+    missedClosed = 0;
     missedBy.fill(0);
   } else if (m.type === 'report') {
     process.send?.({
@@ -92,6 +103,7 @@ process.on('message', (m: { type: string }) => {
       hist: Array.from(hist),
       received,
       missed,
+      missedClosed,
       subscribersMissing: missedBy.reduce((n, x) => n + x, 0),
       open,
       failed,

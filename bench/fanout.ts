@@ -1,8 +1,8 @@
 /**
  * Fan-out: N authenticated graphql-ws subscribers over 100 candle series (20 symbols × 5
  * timeframes), forming bars every 100 ms per series (the default throttle) and a closed bar per
- * series every 5 s, published straight to NATS with a sequence number (`n`) and the publish time
- * (`nt`). The gateway runs as a process of its own (bench/fanout-gateway.ts); subscribers are
+ * series every 5 s, published straight to NATS with a sequence number (`n`, forming bars) and the
+ * publish time (`nt`); closed bars advance the open time by a minute. The gateway runs as a process of its own (bench/fanout-gateway.ts); subscribers are
  * spread over forked client processes (bench/fanout-client.ts). Measured per run: p50/p99
  * delivery latency (publish → client receive), gateway CPU per delivered message, RSS over
  * time, event-loop delay, missed updates per subscriber. Run twice in the same bench: shared
@@ -40,8 +40,11 @@ export interface FanoutRun {
   rssMb: number[];
   lagP99Ms: number;
   lagMaxMs: number;
+  /** Forming updates a subscriber never saw (conflated: latest wins, by design under a stall). */
   missed: number;
   subscribersMissing: number;
+  /** Closed bars a subscriber never saw (must be 0). */
+  missedClosed: number;
 }
 
 const SYMBOLS = Array.from({ length: 20 }, (_, i) => `F${String(i).padStart(2, '0')}`);
@@ -73,7 +76,8 @@ function startPublisher(env: BenchEnv): () => void {
   let tick = 0;
   const timer = setInterval(() => {
     const slice = tick % 10;
-    const closing = tick % 500 === 0;
+    // Every 5 s (50 rounds of 10 slices) each series also closes its bar.
+    const closing = Math.floor(tick / 10) % 50 === 0;
     tick++;
     for (let i = slice; i < SERIES.length; i += 10) {
       const { symbol, timeframe } = SERIES[i]!;
@@ -101,7 +105,7 @@ function startPublisher(env: BenchEnv): () => void {
       if (closing) {
         env.topo.nc.publish(
           subjects.bar(timeframe, 'fan', symbol),
-          encodeJson({ ...bar, closed: true, n: ++seq[i]!, nt: Math.round(nowMs()) }),
+          encodeJson({ ...bar, closed: true, nt: Math.round(nowMs()) }),
         );
         opened[i] = t + 60_000;
       }
@@ -160,7 +164,13 @@ async function runMode(env: BenchEnv, o: FanoutOptions, shared: boolean): Promis
     auth: { jwtSecret: randomBytes(24).toString('hex'), secretKey: randomBytes(32).toString('hex') },
   });
   const gateways = Array.from({ length: o.gateways }, () =>
-    fork(here('./fanout-gateway.ts'), { env: { ...process.env, FANOUT_CONFIG: JSON.stringify(cfg) } }),
+    fork(here('./fanout-gateway.ts'), {
+      env: { ...process.env, FANOUT_CONFIG: JSON.stringify(cfg) },
+      // FANOUT_CPU_PROF=<dir>: a V8 CPU profile of each gateway (open it in Chrome DevTools).
+      execArgv: process.env.FANOUT_CPU_PROF
+        ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${process.env.FANOUT_CPU_PROF}`]
+        : process.execArgv,
+    }),
   );
   const clients: ChildProcess[] = [];
   try {
@@ -208,7 +218,13 @@ async function runMode(env: BenchEnv, o: FanoutOptions, shared: boolean): Promis
     const seconds = (Date.now() - t0) / 1000;
     const reports = await Promise.all(
       clients.map((c) =>
-        ask<{ hist: number[]; received: number; missed: number; subscribersMissing: number }>(c, 'report'),
+        ask<{
+          hist: number[];
+          received: number;
+          missed: number;
+          missedClosed: number;
+          subscribersMissing: number;
+        }>(c, 'report'),
       ),
     );
     const hist = reports[0]!.hist.map((_, ms) => reports.reduce((n, r) => n + r.hist[ms]!, 0));
@@ -232,6 +248,7 @@ async function runMode(env: BenchEnv, o: FanoutOptions, shared: boolean): Promis
       lagP99Ms,
       lagMaxMs,
       missed: reports.reduce((n, r) => n + r.missed, 0),
+      missedClosed: reports.reduce((n, r) => n + r.missedClosed, 0),
       subscribersMissing: reports.reduce((n, r) => n + r.subscribersMissing, 0),
     };
   } finally {
@@ -252,12 +269,14 @@ export async function runFanout(env: BenchEnv, o: FanoutOptions): Promise<Fanout
   const stop = startPublisher(env);
   try {
     const runs: FanoutRun[] = [];
-    for (const shared of [true, false]) {
+    // FANOUT_MODES=shared (or per-subscriber) runs one mode only.
+    const modes = process.env.FANOUT_MODES?.split(',') ?? ['shared', 'per-subscriber'];
+    for (const shared of [true, false].filter((x) => modes.includes(x ? 'shared' : 'per-subscriber'))) {
       const run = await runMode(env, o, shared);
       progress(
         'fanout',
         `${run.mode}: p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${run.cpuUsPerMsg.toFixed(1)} µs CPU/msg, ` +
-          `${run.msgsPerSec.toFixed(0)} msgs/s, missed ${run.missed}`,
+          `${run.msgsPerSec.toFixed(0)} msgs/s, forming conflated ${run.missed}, closed missed ${run.missedClosed}`,
       );
       runs.push(run);
     }
@@ -304,7 +323,14 @@ export function fanoutRows(runs: FanoutRun[]): TableRow[] {
       null,
     ),
     row(
-      'missed updates (subscribers missing any)',
+      'closed bars missed',
+      String(ours.missedClosed),
+      base ? String(base.missedClosed) : '—',
+      '0',
+      ours.missedClosed === 0,
+    ),
+    row(
+      'forming updates conflated (subscribers with any)',
       `${ours.missed} (${ours.subscribersMissing})`,
       base ? `${base.missed} (${base.subscribersMissing})` : '—',
       '0',

@@ -9,7 +9,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
 import type { NatsConnection, Topology } from '../core/nats.ts';
-import { STREAMS } from '../core/protocol/index.ts';
+import { closedSubjectOf, STREAMS } from '../core/protocol/index.ts';
 import { ownerScope } from './analytics.ts';
 import type { Callers } from './callers.ts';
 import type { CredentialWatch } from './credential-watch.ts';
@@ -21,8 +21,8 @@ import { GraphqlWsServer } from './ws-server.ts';
 /** The latest closed bar of a candles topic (`md.*.<tf>.<ex>.<sym>` → `md.bar.<tf>.<ex>.<sym>`). */
 export function barRefill(topo: Topology): Refill {
   return async (subject) => {
-    if (!subject.startsWith('md.*.')) return null;
-    const closed = `md.bar.${subject.slice('md.*.'.length)}`;
+    const closed = closedSubjectOf(subject);
+    if (!closed) return null;
     const m = await topo.jsm.streams.getMessage(STREAMS.bars, { last_by_subj: closed });
     return m ? { subject: m.subject, data: m.data } : null;
   };

@@ -11,7 +11,14 @@ import type { Config } from '../core/config.ts';
 import { createPool, type Pool } from '../core/db.ts';
 import { metrics } from '../core/metrics.ts';
 import { connectAs, ensureTopology, type Topology } from '../core/nats.ts';
-import { type Bar, decodeJson, encodeJson, SCHEMA_VERSION, subjects } from '../core/protocol/index.ts';
+import {
+  type Bar,
+  decodeJson,
+  encodeJson,
+  SCHEMA_VERSION,
+  subjects,
+  TIMEFRAMES,
+} from '../core/protocol/index.ts';
 import { createUser } from '../core/users-store.ts';
 import type { Fanout } from '../graphql/fanout.ts';
 import { buildGateway } from '../graphql/gateway.ts';
@@ -284,11 +291,13 @@ describe('graphql-ws server', () => {
 
   it('publishes forming bars once per change, stamped with the newest trade time', async () => {
     const seen: { subject: string; data: string }[] = [];
-    const watch = pub.nc.subscribe('md.live.*.test.AAPL', {
-      callback: (_e, m) => {
-        seen.push({ subject: m.subject, data: m.string() });
-      },
-    });
+    const watches = TIMEFRAMES.map((tf) =>
+      pub.nc.subscribe(subjects.live(tf, 'test', 'AAPL'), {
+        callback: (_e, m) => {
+          seen.push({ subject: m.subject, data: m.string() });
+        },
+      }),
+    );
     const start = Date.now();
     for (let k = 0; k < 15; k++) {
       const ts = Date.now();
@@ -298,7 +307,7 @@ describe('graphql-ws server', () => {
       await new Promise((r) => setTimeout(r, 70));
     }
     await eventually(async () => seen.length >= 10, 'forming bars');
-    watch.unsubscribe();
+    for (const w of watches) w.unsubscribe();
     const last = new Map<string, string>();
     for (const m of seen) {
       expect(last.get(m.subject)).not.toBe(m.data);
