@@ -42,8 +42,10 @@ function connect(i: number): Promise<void> {
       failed++;
       resolve();
     });
+    let acked = false;
     ws.on('close', () => {
-      open--;
+      if (acked) open--;
+      resolve();
     });
     ws.on('message', (data) => {
       const text = data.toString();
@@ -71,6 +73,7 @@ function connect(i: number): Promise<void> {
         return;
       }
       if (text.includes('connection_ack')) {
+        acked = true;
         open++;
         ws.send(
           JSON.stringify({
