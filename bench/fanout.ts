@@ -191,8 +191,10 @@ async function runMode(env: BenchEnv, o: FanoutOptions, shared: boolean): Promis
         fork(here('./fanout-client.ts'), { env: { ...process.env, FANOUT_JOB: JSON.stringify(job) } }),
       );
     }
+    // Connecting is paced by the gateway's credential checks: allow ~20 ms per socket.
+    const connectMs = 120_000 + o.subscribers * 20;
     const ready = await Promise.all(
-      clients.map((c) => message<{ open: number; failed: number }>(c, 'ready')),
+      clients.map((c) => message<{ open: number; failed: number }>(c, 'ready', connectMs)),
     );
     const connected = ready.reduce((n, r) => n + r.open, 0);
     progress(
