@@ -4,6 +4,7 @@ import type { AnalyticsBenchDetail as AnalyticsBenchResult } from './analytics.t
 import type { CeilingResult } from './ceiling.ts';
 import type { FailoverResult, ScalingResult } from './distributed.ts';
 import type { ExchangeBenchResult } from './exchange.ts';
+import type { FanoutOptions, FanoutRun } from './fanout.ts';
 import type { LatencyRun, RawLatency } from './latency.ts';
 import type { PipelineResult } from './pipeline.ts';
 import type { QualityOverheadResult } from './quality-overhead.ts';
@@ -23,6 +24,7 @@ export const SECTIONS = [
   'analytics',
   'quality',
   'exchange',
+  'fanout',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
 
@@ -44,6 +46,7 @@ export interface BenchOptions {
   scaling: { tradesPerSymbol: number };
   quality: { trades: number; rounds: number };
   exchange: { rssMinutes: number };
+  fanout: FanoutOptions;
 }
 
 export interface Results {
@@ -62,6 +65,7 @@ export interface Results {
   analytics?: AnalyticsBenchResult;
   quality?: QualityOverheadResult;
   exchange?: ExchangeBenchResult;
+  fanout?: FanoutRun[];
   errors: { section: Section; message: string }[];
 }
 

@@ -7,6 +7,7 @@
  *   npm run bench -- --only pipeline,latency sections: ceiling pipeline sim latency rss backlog
  *                                             failover scaling
  *   npm run bench -- --rss-minutes 10        length of the RSS run (default 10, --quick 1)
+ *   npm run bench -- --only fanout --fanout-n 10000 [--fanout-gateways 2] [--fanout-seconds 30]
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -15,6 +16,7 @@ import { runAnalyticsBench } from './analytics.ts';
 import { runCeiling } from './ceiling.ts';
 import { runFailover, runScaling } from './distributed.ts';
 import { exchangeRows, runExchangeBench } from './exchange.ts';
+import { fanoutRows, runFanout } from './fanout.ts';
 import { type BenchEnv, createBenchDb, log, openTopology, progress, startBenchNats } from './infra.ts';
 import { runLatency } from './latency.ts';
 import { notesFor } from './notes.ts';
@@ -47,6 +49,10 @@ const { values: args } = parseArgs({
     only: { type: 'string', multiple: true },
     trades: { type: 'string' },
     window: { type: 'string', default: '256' },
+    'fanout-n': { type: 'string' },
+    'fanout-gateways': { type: 'string', default: '1' },
+    'fanout-seconds': { type: 'string' },
+    'fanout-clients': { type: 'string', default: '4' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -54,7 +60,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     'usage: npm run bench -- [--quick] [--only ceiling,pipeline,sim,latency,rss,backlog,failover,scaling,\n' +
-      '                                         analytics,quality,exchange]\n' +
+      '                                         analytics,quality,exchange,fanout]\n' +
+      '                        [--fanout-n N] [--fanout-gateways 1|2] [--fanout-seconds S] [--fanout-clients P]\n' +
       '                        [--rss-minutes N]\n' +
       '                        [--trades N (pipeline workload)] [--window N (publishes in flight)]\n',
   );
@@ -100,6 +107,13 @@ const options: BenchOptions = {
   scaling: { tradesPerSymbol: quick ? 50_000 : 250_000 },
   quality: { trades: quick ? 500_000 : 1_000_000, rounds: quick ? 2 : 3 },
   exchange: { rssMinutes: Number(args['rss-minutes'] ?? (quick ? 1 : 10)) },
+  fanout: {
+    subscribers: Number(args['fanout-n'] ?? (quick ? 500 : 2000)),
+    clientProcesses: Number(args['fanout-clients']),
+    gateways: Number(args['fanout-gateways']),
+    warmupSec: quick ? 3 : 5,
+    seconds: Number(args['fanout-seconds'] ?? (quick ? 10 : 30)),
+  },
 };
 
 function natsServerVersion(): string {
@@ -250,6 +264,11 @@ async function main(): Promise<number> {
       rows.push(...exchangeRows(results.exchange, results.ceiling ?? null));
       for (const e of results.exchange.errors)
         results.errors.push({ section: 'exchange', message: `${e.section}: ${e.message}` });
+    });
+    // graphql-ws fan-out: shared per-key execution vs the per-subscriber path, same run.
+    await attempt('fanout', async () => {
+      results.fanout = await runFanout(env, options.fanout);
+      rows.push(...fanoutRows(results.fanout));
     });
   } finally {
     await cleanup();

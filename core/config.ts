@@ -126,6 +126,39 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** graphql-ws (graphql/ws-server.ts): protocol limits, fan-out and slow-client policy. */
+        ws: z
+          .object({
+            /** Execute and serialise each (document, variables, scope) once per event for all its subscribers. */
+            sharedExecution: z.boolean().default(true),
+            /** A socket without connection_init after this long is closed with 4408. */
+            initTimeoutMs: z.number().int().min(10).default(5000),
+            maxSubscriptionsPerSocket: z.number().int().min(1).default(100),
+            /** Open sockets per user or API key. */
+            maxSocketsPerPrincipal: z.number().int().min(1).default(50),
+            maxConnections: z.number().int().min(1).default(20_000),
+            /** Largest client message (bytes); larger ones close the socket (1009). */
+            maxMessageBytes: z
+              .number()
+              .int()
+              .min(1024)
+              .default(64 * 1024),
+            /** Fields (incl. aliases) in one subscription document, and its depth. */
+            maxFields: z.number().int().min(1).default(200),
+            maxDepth: z.number().int().min(1).default(8),
+            /** Unsent bytes per socket (kernel-refused + queued) above which the grace period runs. */
+            maxBufferedBytes: z
+              .number()
+              .int()
+              .min(1024)
+              .default(1024 * 1024),
+            /** A socket above maxBufferedBytes for this long is closed as too slow. */
+            slowGraceMs: z.number().int().min(10).default(5000),
+            /** Closed bars/alerts waiting per topic at NATS ingress before the oldest are dropped. */
+            ingressBacklog: z.number().int().min(1).default(10_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

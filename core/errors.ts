@@ -307,3 +307,14 @@ export class CsrfRefusedError extends TmError {
     super('TM_ERR_CSRF', 400, detail);
   }
 }
+
+/** A query or mutation sent over graphql-ws: the socket carries subscriptions only. */
+export class SubscriptionsOnlyError extends TmError {
+  constructor() {
+    super(
+      'TM_ERR_WS_OPERATION',
+      400,
+      'this socket carries subscriptions only: send queries and mutations with HTTP POST /graphql',
+    );
+  }
+}

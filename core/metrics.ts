@@ -185,4 +185,31 @@ export const metrics = {
     labelNames: ['exchange'] as const,
     registers: [registry],
   }),
+  wsConnections: new Gauge({
+    name: 'tickmesh_graphql_ws_connections',
+    help: 'Open graphql-ws sockets',
+    registers: [registry],
+  }),
+  wsClosed: new Counter({
+    name: 'tickmesh_graphql_ws_closed_total',
+    help: 'graphql-ws sockets closed by the gateway, by reason (slow, protocol, unauthorized, …)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  wsExecutions: new Counter({
+    name: 'tickmesh_graphql_ws_executions_total',
+    help: 'Subscription events executed through GraphQL (once per shared key and event)',
+    registers: [registry],
+  }),
+  wsDeliveries: new Counter({
+    name: 'tickmesh_graphql_ws_deliveries_total',
+    help: 'Subscription messages written to sockets',
+    registers: [registry],
+  }),
+  natsConnectionEvents: new Counter({
+    name: 'tickmesh_nats_connection_events_total',
+    help: 'NATS connection status events by role and type (disconnect, reconnect, slowConsumer, error, …)',
+    labelNames: ['role', 'type'] as const,
+    registers: [registry],
+  }),
 };

@@ -378,38 +378,57 @@ export async function readAlertEvents(
 
 // ---------------------------------------------------------------- subscription
 
-/** Live firings, filtered per subscriber (one shared NATS subscription for everyone). */
-export async function* alertStream(
+/**
+ * Live firings, filtered per subscriber (one shared NATS subscription for everyone). Not an
+ * async generator: a generator's return() waits until its pending `await` settles, which for a
+ * quiet alert subject is never, so a closed subscription would keep its hub subscriber forever.
+ * This iterator's return() releases the hub subscriber at once.
+ */
+export function alertStream(
   hub: TopicHub,
   filter: { exchange?: string | null; symbol?: string | null; ruleId?: string | null },
   /** Whether the subscriber may see a rule's firings (a trader: their own rules only). */
   maySee: (ruleId: string) => Promise<boolean> = async () => true,
-): AsyncGenerator<AlertFiring> {
+): AsyncIterableIterator<AlertFiring> {
   const source = hub.subscribe<AlertFiringMessage>(subjects.alertAll, (_subject, data) => {
     const parsed = decodeJson(data);
     return parsed.ok ? { value: parsed.value as AlertFiringMessage, coalesceKey: null } : null;
   });
-  try {
-    for await (const f of source) {
-      if (filter.exchange && f.exchange !== filter.exchange) continue;
-      if (filter.symbol && f.symbol !== filter.symbol) continue;
-      if (filter.ruleId && f.ruleId !== filter.ruleId) continue;
-      if (!(await maySee(f.ruleId))) continue;
-      yield {
-        id: f.id,
-        ruleId: f.ruleId,
-        exchange: f.exchange,
-        symbol: f.symbol,
-        timeframe: f.timeframe,
-        condition: storedCondition(f.condition),
-        threshold: f.threshold,
-        value: f.value,
-        barTime: new Date(f.barT).toISOString(),
-        closedBar: f.closed,
-        firedAt: new Date(f.at).toISOString(),
-      };
-    }
-  } finally {
-    await source.return?.();
-  }
+  const wanted = async (f: AlertFiringMessage) =>
+    (!filter.exchange || f.exchange === filter.exchange) &&
+    (!filter.symbol || f.symbol === filter.symbol) &&
+    (!filter.ruleId || f.ruleId === filter.ruleId) &&
+    (await maySee(f.ruleId));
+  const iterator: AsyncIterableIterator<AlertFiring> = {
+    async next(): Promise<IteratorResult<AlertFiring>> {
+      for (;;) {
+        const r = await source.next();
+        if (r.done) return { value: undefined, done: true };
+        const f = r.value;
+        if (await wanted(f)) return { value: firingOut(f), done: false };
+      }
+    },
+    async return(): Promise<IteratorResult<AlertFiring>> {
+      await source.return?.();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
+
+function firingOut(f: AlertFiringMessage): AlertFiring {
+  return {
+    id: f.id,
+    ruleId: f.ruleId,
+    exchange: f.exchange,
+    symbol: f.symbol,
+    timeframe: f.timeframe,
+    condition: storedCondition(f.condition),
+    threshold: f.threshold,
+    value: f.value,
+    barTime: new Date(f.barT).toISOString(),
+    closedBar: f.closed,
+    firedAt: new Date(f.at).toISOString(),
+  };
 }

@@ -3,11 +3,11 @@
  * - HTTP: the `Authorization` header becomes the request context's caller; the role table is
  *   checked in mercurius' preExecution hook, so a refused request executes nothing and answers
  *   401 (no valid credential) or 403 (a role that may not).
- * - graphql-ws: the connection_init payload's `authorization` is checked in onConnect; without a
- *   valid one the socket is closed with 4401 before connection_ack, so no data flows. A socket
+ * - graphql-ws (graphql/ws-server.ts): the connection_init payload's `authorization` is checked;
+ *   without a valid one the socket is closed with 4401 before connection_ack, so no data flows. A socket
  *   is closed with 4401 when its access token expires (on the injected clock) or its credential
  *   is revoked, and with 4403 when its role changes (graphql/credential-watch.ts); the client
- *   refreshes and reconnects. Subscriptions pass the same role table (preSubscriptionExecution).
+ *   refreshes and reconnects. Subscriptions pass the same role table (`refusal`) before they start.
  */
 import type { FastifyInstance } from 'fastify';
 import { type DocumentNode, Kind, type OperationDefinitionNode } from 'graphql';
@@ -17,7 +17,6 @@ import type { Clock } from '../core/clock.ts';
 import { ForbiddenError, type TmError, UnauthenticatedError } from '../core/errors.ts';
 import { type AuditedField, type AuditTrail, mutationsOf } from './audit-trail.ts';
 import type { AuthContext, Caller, Callers } from './callers.ts';
-import type { CredentialWatch } from './credential-watch.ts';
 import { accessOf, mayRun, rootFields } from './role-table.ts';
 
 /** graphql-ws close codes (PROTOCOL.md): no valid credentials; a role that changed since connect. */
@@ -50,37 +49,18 @@ export function refusal(caller: Caller | null, operations: string[]): TmError | 
   return null;
 }
 
-/** The mercurius options that put the caller into every context (HTTP and graphql-ws). */
-export function authOptions(callers: Callers, watch: CredentialWatch, clock: Clock) {
+/** The mercurius options that put the caller into every HTTP request's context. */
+export function authOptions(callers: Callers) {
   return {
     context: async (request: { headers: Record<string, unknown>; ip: string }): Promise<AuthContext> => ({
       caller: await callers.fromAuthorization(request.headers.authorization),
       address: request.ip,
     }),
-    subscription: {
-      context: (_socket: WebSocket, request: { ip: string }) => ({ address: request.ip }),
-      /**
-       * mercurius calls onConnect as a method of its connection object, whose `socket` is the
-       * only way to close with our code (its own refusal closes without one).
-       */
-      onConnect: async function (
-        this: { socket: WebSocket },
-        data: { payload?: { authorization?: unknown } | null },
-      ): Promise<{ caller: Caller } | false> {
-        const caller = await callers.fromAuthorization(data.payload?.authorization);
-        if (!caller) {
-          this.socket.close(WS_UNAUTHORIZED, 'Unauthorized');
-          return false;
-        }
-        if (caller.expiresAt !== null) closeWhenExpired(this.socket, caller.expiresAt, clock);
-        watch.add(this.socket, data.payload?.authorization, caller);
-        return { caller };
-      },
-    },
   };
 }
 
-function closeWhenExpired(socket: WebSocket, expiresAt: number, clock: Clock): void {
+/** Closes the socket with 4401 when its access token expires (on the injected clock). */
+export function closeWhenExpired(socket: WebSocket, expiresAt: number, clock: Clock): void {
   const timer = clock.setTimeout(
     () => socket.close(WS_UNAUTHORIZED, 'token expired'),
     Math.max(0, expiresAt - clock.now()),
@@ -107,9 +87,5 @@ export function installRoleChecks(app: FastifyInstance, trail: AuditTrail): void
   app.graphql.addHook('onResolution', async (execution, context) => {
     const fields = audited.get(context);
     if (fields) await trail.recordAll(context as unknown as AuthContext, fields, execution.errors);
-  });
-  app.graphql.addHook('preSubscriptionExecution', async (_schema, document, context) => {
-    const refused = refusal((context as unknown as AuthContext).caller, operationsOf(document));
-    if (refused) throw asGraphqlError(refused);
   });
 }

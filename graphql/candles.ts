@@ -47,6 +47,7 @@ export function candleOfBar(b: Bar): Candle {
     volume: b.vol,
     trades: b.n,
     closed: b.closed,
+    tradeReceivedMs: b.nt ?? null,
     gap: b.gap,
     revision: b.rev,
     source: b.src ? 'SOURCE' : 'TRADES',

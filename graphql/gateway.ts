@@ -3,6 +3,7 @@
  * dashboard assets) so it can be tested alone with `app.inject()`.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -19,7 +20,7 @@ import { authOptions, installRoleChecks } from './auth.ts';
 import { Callers } from './callers.ts';
 import { CredentialWatch } from './credential-watch.ts';
 import { errorFormatter, LogThrottle } from './error-format.ts';
-import { httpPolicyPlugin } from './http-policy.ts';
+import { httpPolicy, httpPolicyPlugin, upgradeRefusal } from './http-policy.ts';
 import { installLimits, listLimits } from './limits.ts';
 import { LoginGuard } from './login-guard.ts';
 import { RequestBudgets } from './rate-limits.ts';
@@ -27,6 +28,9 @@ import { buildResolvers } from './resolvers.ts';
 import { Sessions } from './sessions.ts';
 import { installSymbolMutationLimit } from './symbol-limits.ts';
 import { TopicHub } from './topic-hub.ts';
+import type { SubscriptionResolver } from './ws-documents.ts';
+import { barRefill, refillOnReconnect, startWsGateway } from './ws-gateway.ts';
+import type { UpgradeRefusal } from './ws-server.ts';
 
 // mercurius validates with graphql's CommonJS build: a rule it runs must come from that build.
 const { NoSchemaIntrospectionCustomRule } = createRequire(import.meta.url)(
@@ -43,6 +47,10 @@ export interface GatewayDeps {
   log: Logger;
   /** Token issue and expiry time (default: the system clock). */
   clock?: Clock;
+  /** Why to refuse a WebSocket upgrade (its status and message), or null (default: the HTTP policy). */
+  checkUpgrade?: (req: IncomingMessage) => UpgradeRefusal | null;
+  /** Charges a graphql-ws subscribe to its principal: retry-after ms when over budget, else null. */
+  chargeSubscribe?: (principalKey: string) => Promise<number | null>;
 }
 
 function plugin(name: string, fn: FastifyPluginAsync): FastifyPluginAsync {
@@ -85,18 +93,50 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
     const watch = new CredentialWatch(deps.pool.options, callers, deps.log.child({ role: 'gateway' }));
     await watch.start();
     app.addHook('onClose', async () => watch.close());
-    const auth = authOptions(callers, watch, clock);
+    const auth = authOptions(callers);
     const limits = deps.cfg.gateway.limits;
     const throttle = new LogThrottle(limits.clientErrorLogsPerSecond, clock);
+    const budgets = new RequestBudgets(deps.cfg.gateway.rateLimits, deps.pool);
+    const resolvers = buildResolvers({
+      pool: deps.pool,
+      topo: deps.topo,
+      cfg: deps.cfg,
+      hub,
+      sessions,
+      services,
+    });
+    // graphql-ws is our own server (graphql/ws-server.ts); mercurius serves HTTP only.
+    const ws = startWsGateway({
+      cfg: deps.cfg,
+      sdl: SCHEMA,
+      subscriptions: resolvers.Subscription as unknown as Record<string, SubscriptionResolver>,
+      callers,
+      watch,
+      clock,
+      log: deps.log.child({ role: 'gateway' }),
+      server: app.server,
+      // The HTTP policy's Host and Origin checks, and the subscribe budget, for every socket.
+      checkUpgrade:
+        deps.checkUpgrade ??
+        ((req) =>
+          upgradeRefusal(
+            req,
+            httpPolicy(deps.cfg.gateway.http, deps.cfg.gateway.port || req.socket.localPort || 0),
+          )),
+      chargeSubscribe: deps.chargeSubscribe ?? ((principal) => budgets.consume(principal, 'subscribe')),
+    });
+    app.decorate('wsServer', ws.server);
+    app.decorate('fanout', ws.fanout);
+    app.addHook('onClose', async () => {
+      ws.fanout.close();
+      await ws.server.close();
+    });
     await app.register(mercurius, {
       schema: SCHEMA,
-      resolvers: buildResolvers({ pool: deps.pool, topo: deps.topo, cfg: deps.cfg, hub, sessions, services }),
+      resolvers,
       context: auth.context,
-      subscription: {
-        ...auth.subscription,
-        // Bounded per-connection pressure is handled by TopicHub; keep mercurius' own queue small too.
-        fullWsTransport: false,
-      },
+      // graphql-ws is graphql/ws-server.ts.
+      subscription: false,
       // Depth, aliases, rows and size are checked by graphql/limits.ts (TM_ERR_LIMIT).
       graphql: { parseOptions: { maxTokens: limits.maxTokens } },
       validationRules: limits.introspection ? [] : [NoSchemaIntrospectionCustomRule],
@@ -108,7 +148,6 @@ export const graphqlPlugin = (deps: GatewayDeps, hub: TopicHub) =>
       graphiql: false,
       path: '/graphql',
     });
-    const budgets = new RequestBudgets(deps.cfg.gateway.rateLimits, deps.pool);
     installLimits(app, { limits, defaults: listLimits(deps.cfg), budgets });
     installRoleChecks(app, trail);
     installSymbolMutationLimit(app, deps.cfg.symbols.maxMutationsPerRequest);
@@ -133,8 +172,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<{ app: FastifyIns
     loggerInstance: deps.log.child({ role: 'gateway' }, { level: 'warn' }),
     bodyLimit: 256 * 1024,
   });
-  const hub = new TopicHub(deps.topo.nc, deps.cfg.gateway.subscriberQueue);
   await app.register(httpPolicyPlugin(deps.cfg.gateway));
+  const hub = new TopicHub(deps.topo.nc, deps.cfg.gateway.subscriberQueue, {
+    ingressBacklog: deps.cfg.gateway.ws.ingressBacklog,
+    refill: barRefill(deps.topo),
+  });
+  void refillOnReconnect(deps.topo.nc, hub, deps.log.child({ role: 'gateway' }));
   await app.register(opsPlugin(deps));
   await app.register(graphqlPlugin(deps, hub));
   await app.register(uiPlugin(deps.cfg.gateway.uiDir ?? DEFAULT_UI_DIR));

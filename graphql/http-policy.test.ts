@@ -98,10 +98,16 @@ describe('upgradeRefusal', () => {
     expect(
       upgradeRefusal(req({ host: 'localhost:4000', origin: 'http://localhost:4000' }), policy),
     ).toBeNull();
-    expect(upgradeRefusal(req({ host: 'evil.example:4000' }), policy)).toMatch(/does not answer to Host/);
-    expect(upgradeRefusal(req({ host: 'localhost:4000', origin: 'http://evil.example' }), policy)).toMatch(
-      /origin "http:\/\/evil.example" is not allowed/,
-    );
+    expect(upgradeRefusal(req({ host: 'evil.example:4000' }), policy)).toMatchObject({
+      status: 421,
+      message: expect.stringMatching(/does not answer to Host/),
+    });
+    expect(
+      upgradeRefusal(req({ host: 'localhost:4000', origin: 'http://evil.example' }), policy),
+    ).toMatchObject({
+      status: 403,
+      message: expect.stringMatching(/origin "http:\/\/evil.example" is not allowed/),
+    });
   });
 });
 

@@ -133,10 +133,10 @@ export function originAllowed(
  * Why a WebSocket upgrade must be refused (a Host not allowed, an Origin of another site), or
  * null when it may proceed.
  */
-export function upgradeRefusal(req: IncomingMessage, policy: HttpPolicy): string | null {
+export function upgradeRefusal(req: IncomingMessage, policy: HttpPolicy): TmError | null {
   const { host, origin } = req.headers;
-  if (!hostAllowed(host, policy)) return new HostNotAllowedError(host).message;
-  if (!originAllowed(origin, host, policy)) return originRefused(origin).message;
+  if (!hostAllowed(host, policy)) return new HostNotAllowedError(host);
+  if (!originAllowed(origin, host, policy)) return originRefused(origin);
   return null;
 }
 

@@ -24,13 +24,14 @@ import {
   type ValueNode,
   visit,
 } from 'graphql';
-import mercurius from 'mercurius';
 import type { Config } from '../core/config.ts';
-import { BadArgumentError, LimitExceededError, RateLimitedError, TmError } from '../core/errors.ts';
+import { BadArgumentError, LimitExceededError, RateLimitedError } from '../core/errors.ts';
 import type { AuthContext } from './callers.ts';
 import { type BudgetKind, principalOf, type RequestBudgets } from './rate-limits.ts';
 
 export type LimitsConfig = Config['gateway']['limits'];
+/** What measuring an operation needs of the limits (graphql-ws documents have their own). */
+export type OperationLimits = Pick<LimitsConfig, 'maxAliases' | 'maxFields' | 'maxDepth' | 'maxRows'>;
 
 /** A list field's `limit`: its value when the request names none, and the most it accepts. */
 export interface ListLimit {
@@ -73,7 +74,7 @@ export function measureOperation(
   fragments: ReadonlyMap<string, FragmentDefinitionNode>,
   schema: GraphQLSchema,
   variables: Variables,
-  limits: LimitsConfig,
+  limits: OperationLimits,
   defaults: Readonly<Record<string, ListLimit>>,
 ): Cost {
   const cost: Cost = {
@@ -288,17 +289,5 @@ export function installLimits(app: FastifyInstance, { limits, defaults, budgets 
     await charge(principalOf(ctx), 'mutation', total('mutations'));
     await charge(principalOf({ caller: null, address: ctx.address }), 'login', total('logins'));
     startDeadline(context, limits.requestTimeoutMs);
-  });
-  // mercurius' graphql-ws subscriptions: the same checks, and each start costs a `subscribe` point.
-  app.graphql.addHook('preSubscriptionExecution', async (schema, document, context) => {
-    try {
-      measureDocument(document, schema, null, limits, defaults);
-      checkNoNul(document, null);
-      await charge(principalOf(context as unknown as AuthContext), 'subscribe', 1);
-    } catch (e) {
-      // mercurius sends a subscription's error as is: the code must be in its extensions.
-      if (e instanceof TmError) throw new mercurius.ErrorWithProps(e.message, { code: e.code }, e.status);
-      throw e;
-    }
   });
 }

@@ -4,7 +4,6 @@
  * shuts it down gracefully: stop the component (flush, deregister), drain NATS, close the pool.
  */
 import { createServer } from 'node:http';
-import { PermissionViolationError } from '@nats-io/nats-core';
 import { ExponentialBackoff, handleAll, type RetryPolicy, retry } from 'cockatiel';
 import type { ExchangeAdapters } from '../actors/factory.ts';
 import { Worker } from '../actors/worker.ts';
@@ -17,8 +16,9 @@ import type { Logger } from '../core/log.ts';
 import { enableDefaultMetrics, registry } from '../core/metrics.ts';
 import { registerMicroService } from '../core/micro.ts';
 import { migrate } from '../core/migrate.ts';
-import { connectAs, ensureTopology, type NatsConnection, type Topology } from '../core/nats.ts';
+import { connectAs, ensureTopology, type Topology } from '../core/nats.ts';
 import type { NatsPrincipal } from '../core/nats-permissions.ts';
+import { watchNatsStatus } from '../core/nats-status.ts';
 import { ACTOR_KINDS, type ActorKind, SERVICES } from '../core/protocol/index.ts';
 import { buildGateway } from '../graphql/gateway.ts';
 import { ClusterSupervisor } from '../supervisor/supervisor.ts';
@@ -70,26 +70,13 @@ async function openTopology(
   log: Logger,
 ) {
   const nc = await waiting.execute(() => connectAs(cfg, principal, name));
-  void logRefusals(nc, principal, log);
+  void watchNatsStatus(nc, principal, log);
   try {
     return await waiting.execute(() => ensureTopology(nc, cfg));
   } catch (e) {
     await nc.close().catch(() => {});
     throw e;
   }
-}
-
-/**
- * Logs what the server refused this connection (a publish or subscribe outside its principal's
- * permissions): the client library reports it only as a status event.
- */
-async function logRefusals(nc: NatsConnection, principal: NatsPrincipal, log: Logger): Promise<void> {
-  for await (const s of nc.status())
-    if (s.type === 'error' && s.error instanceof PermissionViolationError)
-      log.warn(
-        { principal, operation: s.error.operation, subject: s.error.subject },
-        'NATS refused an operation',
-      );
 }
 
 async function openRuntime(

@@ -43,6 +43,7 @@ import type { ActorBehavior, ActorContext } from '../runtime/actor.ts';
 import { Mailbox } from '../runtime/mailbox.ts';
 import { Quarantine } from '../runtime/quarantine.ts';
 import type { Publication } from './analytics-stage.ts';
+import { FormingOnce } from './forming-once.ts';
 import {
   nextCloseAt,
   readSnapshot,
@@ -81,6 +82,11 @@ export class SymbolActor implements ActorBehavior {
   private snapshotSeq = 0;
   private caughtUp = false;
   private lastFormingAt = Number.NEGATIVE_INFINITY;
+  /** A forming bar changed since the last forming publication. */
+  private formingDirty = false;
+  private readonly formingOnce = new FormingOnce();
+  /** When the newest applied trade reached the bus (JetStream stored time, wall ms); stamped on bars as `nt`. */
+  private newestTradeAt: number | null = null;
   private formingTimer: TimerHandle | null = null;
   private closeTimer: TimerHandle | null = null;
   private snapshotTimer: TimerHandle | null = null;
@@ -311,6 +317,10 @@ export class SymbolActor implements ActorBehavior {
     });
     this.caughtUp = info.pending === 0;
     metrics.consumerLag.set({ actor: this.ctx.id }, info.pending);
+    if (out.applied.trades > 0) {
+      const storedAt = Math.floor(info.timestampNanos / 1e6);
+      if (this.newestTradeAt === null || storedAt > this.newestTradeAt) this.newestTradeAt = storedAt;
+    }
     this.carryOut(out);
     if (out.applied.trades > 0)
       metrics.tradesIn.inc({ exchange: this.ex, symbol: this.sym }, out.applied.trades);
@@ -375,7 +385,7 @@ export class SymbolActor implements ActorBehavior {
     const { js } = this.deps.topo;
     for (const bar of bars) {
       const subject = subjects.bar(bar.tf, bar.ex, bar.sym);
-      const data = encodeJson(bar);
+      const data = encodeJson(this.stamped(bar));
       const msgID = msgIds.bar(bar.tf, bar.ex, bar.sym, bar.t, bar.rev);
       // Retried with the same id through NATS outages; JetStream stores it once.
       const p = this.publishRetry.execute(() => js.publish(subject, data, { msgID }), this.ctx.signal);
@@ -421,7 +431,12 @@ export class SymbolActor implements ActorBehavior {
     );
   }
 
+  private stamped(bar: Bar): Bar {
+    return this.newestTradeAt === null || bar.src ? bar : { ...bar, nt: this.newestTradeAt };
+  }
+
   private requestForming(): void {
+    this.formingDirty = true;
     const now = this.ctx.clock.now();
     const throttle = this.deps.cfg.bars.formingThrottleMs;
     if (now - this.lastFormingAt >= throttle) {
@@ -438,11 +453,21 @@ export class SymbolActor implements ActorBehavior {
     );
   }
 
+  /** Publishes the forming bars if they changed since the last time (forming-once.ts: why). */
   private publishForming(): void {
+    if (!this.formingDirty) return;
+    this.formingDirty = false;
     this.lastFormingAt = this.ctx.clock.now();
     const { nc } = this.deps.topo;
     const out = stepSymbol(this.state, { type: 'forming' });
-    for (const bar of out.forming) nc.publish(subjects.live(bar.tf, bar.ex, bar.sym), encodeJson(bar));
+    const live: string[] = [];
+    for (const bar of out.forming) {
+      const subject = subjects.live(bar.tf, bar.ex, bar.sym);
+      const data = encodeJson(this.stamped(bar));
+      live.push(subject);
+      if (this.formingOnce.changed(subject, data)) nc.publish(subject, data);
+    }
+    this.formingOnce.retain(live);
     this.publishAll(out.publications);
   }
 

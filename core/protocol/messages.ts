@@ -184,6 +184,11 @@ export interface Bar {
   lt: number;
   /** Built from source bars (Yahoo chart data), not from trades. */
   src?: true;
+  /**
+   * When the newest trade in this bar's state reached the bus (the TRADES stored time of its
+   * message, wall ms): clients measure trade → client latency from it. Absent on older messages.
+   */
+  nt?: number;
   /** Part of the bar's window could not be repaired after a feed outage. */
   inc?: true;
   /** Indicator values as of this bar (analytics/indicators.ts IndicatorValues; null = not enough history). */
@@ -246,6 +251,7 @@ export function validateBar(x: unknown): Result<Bar> {
   }
   if (typeof x.closed !== 'boolean') return fail('closed must be a boolean');
   if (x.src !== undefined && x.src !== true) return fail('src must be true or absent');
+  if (x.nt !== undefined && !isNum(x.nt)) return fail('nt must be a finite number or absent');
   if (x.inc !== undefined && x.inc !== true) return fail('inc must be true or absent');
   if (x.ind !== undefined && !isObj(x.ind)) return fail('ind must be an object');
   if (x.feat !== undefined && !isObj(x.feat)) return fail('feat must be an object');

@@ -54,6 +54,11 @@ export function isLiveSubject(subject: string): boolean {
   return subject.startsWith('md.live.');
 }
 
+/** The closed-bar subject of a `liveAndClosed` subscription subject, or null for any other. */
+export function closedSubjectOf(subscription: string): string | null {
+  return subscription.startsWith('md.*.') ? `md.bar.${subscription.slice('md.*.'.length)}` : null;
+}
+
 export const actorIds = Object.freeze({
   exchange: (ex: string) => `exchange.${ex}`,
   symbol: (ex: string, sym: string) => `symbol.${ex}.${kvKeyOfToken(encodeSymbol(sym))}`,

@@ -342,6 +342,7 @@ export type CandleResolvers<ContextType = MercuriusContext, ParentType extends R
   volume?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   trades?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   closed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  tradeReceivedMs?: Resolver<Types.Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   gap?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   revision?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   source?: Resolver<ResolversTypes['CandleSource'], ParentType, ContextType>;

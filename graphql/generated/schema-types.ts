@@ -551,6 +551,8 @@ export type Candle = {
   trades: Scalars['Int']['output'];
   /** false while the bar is forming, true once closed. */
   closed: Scalars['Boolean']['output'];
+  /** When the newest trade in this bar reached the bus (epoch ms; null for stored bars): latency = now - this. */
+  tradeReceivedMs?: Maybe<Scalars['Float']['output']>;
   /** Number of empty buckets between the previous bar of this series and this one. */
   gap: Scalars['Int']['output'];
   /** 0 for the first version of a closed bar; higher when a late trade or backfill revised it. */
