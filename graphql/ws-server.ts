@@ -67,6 +67,7 @@ export interface WsServerOptions {
 export interface UpgradeRefusal {
   status: number;
   message: string;
+  code?: string;
 }
 
 interface Sub {
@@ -124,7 +125,7 @@ export class GraphqlWsServer {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname !== path) return refuse(socket, 404, 'no WebSocket endpoint here');
       const refused = this.o.checkUpgrade?.(req) ?? null;
-      if (refused !== null) return refuse(socket, refused.status, refused.message);
+      if (refused !== null) return refuse(socket, refused.status, refused.message, refused.code);
       if (this.conns.size >= this.o.cfg.maxConnections) {
         metrics.wsClosed.inc({ reason: 'max_connections' });
         return refuse(socket, 503, 'too many connections');
@@ -339,10 +340,11 @@ export class GraphqlWsServer {
   }
 }
 
-function refuse(socket: Duplex, status: number, reason: string): void {
-  const body = `${reason}\n`;
+/** Answers an upgrade with an HTTP error (a GraphQL error body, with the code when there is one). */
+function refuse(socket: Duplex, status: number, reason: string, code?: string): void {
+  const body = JSON.stringify({ errors: [{ message: reason, ...(code ? { extensions: { code } } : {}) }] });
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
