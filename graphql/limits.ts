@@ -25,7 +25,13 @@ import {
   visit,
 } from 'graphql';
 import type { Config } from '../core/config.ts';
-import { BadArgumentError, LimitExceededError, RateLimitedError } from '../core/errors.ts';
+import {
+  BadArgumentError,
+  LimitExceededError,
+  RateLimitedError,
+  UnauthenticatedError,
+} from '../core/errors.ts';
+import { operationsOf, refusal } from './auth.ts';
 import type { AuthContext } from './callers.ts';
 import { type BudgetKind, principalOf, type RequestBudgets } from './rate-limits.ts';
 
@@ -275,10 +281,18 @@ export function installLimits(app: FastifyInstance, { limits, defaults, budgets 
     if (wait !== null) throw new RateLimitedError(kind, wait);
   };
   app.graphql.addHook('preParsing', async (_schema, source, context) => {
-    await charge(principalOf(context as unknown as AuthContext), 'query', 1);
+    const ctx = context as unknown as AuthContext;
+    await charge(principalOf(ctx), 'query', 1);
+    // A caller without credentials may only sign in or refresh, whose documents are small:
+    // anything bigger is refused as unauthenticated, like the rest of what they may not run.
+    if (!ctx.caller && Buffer.byteLength(source) > limits.maxDocumentBytes) throw new UnauthenticatedError();
     checkDocumentSize(source, limits);
   });
-  app.graphql.addHook('preValidation', async (schema, document) => {
+  app.graphql.addHook('preValidation', async (schema, document, context) => {
+    // Who asks comes before what it costs: a stranger learns nothing of the limits.
+    const ctx = context as unknown as AuthContext;
+    const anonymous = ctx.caller ? null : refusal(null, operationsOf(document));
+    if (anonymous) throw anonymous;
     measureDocument(document, schema, null, limits, defaults);
   });
   app.graphql.addHook('preExecution', async (schema, document, context, variables) => {

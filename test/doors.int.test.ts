@@ -128,6 +128,15 @@ describe('the GraphQL doors', () => {
       'mutation { setSymbolActive(exchange: "test", symbol: "AAPL", active: false) { active } }',
     );
     expect(r.status).toBe(401);
+    // Who asks comes before what it costs: a stranger's oversized or too costly document is
+    // refused as unauthenticated too, not with the limits (TM_ERR_LIMIT) a signed-in caller gets.
+    const candles = (n: number) =>
+      `{ ${Array.from({ length: n }, (_, i) => `a${i}: candles(exchange: "test", symbol: "AAPL", timeframe: "1m", limit: 5000) { time }`).join(' ')} }`;
+    for (const n of [2000, 30]) {
+      const bomb = await gqlHttp(sys.base, candles(n));
+      expect([n, bomb.status, codeOf(bomb.body)]).toEqual([n, 401, 'TM_ERR_UNAUTHENTICATED']);
+      expect(codeOf((await gqlHttp(as.viewer, candles(n))).body)).toBe('TM_ERR_LIMIT');
+    }
     expect(await counts()).toEqual(before);
   });
 
