@@ -183,9 +183,10 @@ export class GraphqlWsServer {
   }
 
   private shut(conn: Conn, code: number, reason: string): void {
+    // Messages already received after the first violation must not count (or close) again.
+    if (conn.ws.readyState !== WebSocket.OPEN && conn.ws.readyState !== WebSocket.CONNECTING) return;
     metrics.wsClosed.inc({ reason: String(code) });
-    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING)
-      conn.ws.close(code, reason);
+    conn.ws.close(code, reason);
   }
 
   private receive(conn: Conn, data: Buffer, isBinary: boolean): void {

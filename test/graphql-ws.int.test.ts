@@ -132,8 +132,13 @@ describe('graphql-ws server', () => {
     const raw = await RawWs.ready(base, token);
     raw.subscribe('dup', CANDLES, { s: 'AAPL' });
     await settle(() => hub.subscriberCount > before.subscribers, 'the first subscription');
-    raw.subscribe('dup', CANDLES, { s: 'AAPL' });
+    const closes = async () =>
+      (await metrics.wsClosed.get()).values.find((v) => v.labels.reason === '4409')?.value ?? 0;
+    const closesBefore = await closes();
+    // Several duplicates in one burst: one close, counted once.
+    for (let i = 0; i < 3; i++) raw.subscribe('dup', CANDLES, { s: 'AAPL' });
     expect(await raw.closed).toEqual({ code: 4409, reason: 'Subscriber for dup already exists' });
+    expect(await closes()).toBe(closesBefore + 1);
     await settle(() => hub.subscriberCount === before.subscribers, 'hub subscribers back to baseline');
     expect(baseline()).toEqual(before);
   });
