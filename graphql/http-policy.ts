@@ -22,6 +22,7 @@ import {
   CsrfRefusedError,
   HostNotAllowedError,
   OriginNotAllowedError,
+  shownInput,
   type TmError,
 } from '../core/errors.ts';
 import type { HttpConfig } from '../core/http-config.ts';
@@ -142,7 +143,7 @@ export function upgradeRefusal(req: IncomingMessage, policy: HttpPolicy): TmErro
 
 function originRefused(origin: string | undefined): OriginNotAllowedError {
   return new OriginNotAllowedError(
-    `a WebSocket from origin ${JSON.stringify((origin ?? '').slice(0, 64))} is not allowed: add it to TICKMESH_CORS_ORIGINS`,
+    `a WebSocket from origin ${shownInput(origin ?? '')} is not allowed: add it to TICKMESH_CORS_ORIGINS`,
   );
 }
 
@@ -160,7 +161,7 @@ export function csrfRefusal(method: string, headers: IncomingHttpHeaders): strin
   if (headers.upgrade?.toLowerCase() === 'websocket') return null;
   const type = mediaType(headers);
   if (method === 'POST' && (type === '' || SIMPLE_CONTENT_TYPES.has(type)))
-    return `POST /graphql needs Content-Type: application/json (got ${JSON.stringify(type.slice(0, 64) || 'none')})`;
+    return `POST /graphql needs Content-Type: application/json (got ${shownInput(type || 'none')})`;
   if (
     (method === 'GET' || method === 'HEAD') &&
     headers.authorization === undefined &&
