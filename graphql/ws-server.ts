@@ -31,6 +31,7 @@ import { closeWhenExpired, operationsOf, refusal, WS_UNAUTHORIZED } from './auth
 import type { Caller, Callers } from './callers.ts';
 import type { CredentialWatch } from './credential-watch.ts';
 import type { Fanout, Joined } from './fanout.ts';
+import { principalOf } from './rate-limits.ts';
 import { checkDocument, executionKey, type PayloadError, payloadErrorOf } from './ws-documents.ts';
 import { Flusher, Outbound } from './ws-outbound.ts';
 
@@ -225,7 +226,8 @@ export class GraphqlWsServer {
     }
     if (conn.ws.readyState !== WebSocket.OPEN) return;
     if (!caller) return this.shut(conn, WS_CLOSE.unauthorized, 'Unauthorized');
-    const principal = caller.actor;
+    // The same principal as HTTP requests' budgets (user:<name>, apikey:<id>).
+    const principal = principalOf({ caller, address: conn.address });
     const open = this.perPrincipal.get(principal) ?? 0;
     if (open >= this.o.cfg.maxSocketsPerPrincipal)
       return this.shut(
